@@ -1,0 +1,98 @@
+"""Every Redis key shoal uses, one line each on what it holds.
+
+A crawl's keys share the hash tag ``{CRAWL}`` so that each crawl lives on one Redis Cluster slot and
+its Lua scripts stay atomic. Read them with ``redis-cli``: queue depth is ``XLEN``, the frontier is
+``ZCARD``, in-flight is ``HGET ... inflight``.
+"""
+
+PREFIX = "shoal"
+
+#: Set of the crawl ids known to this Redis.
+CRAWLS = f"{PREFIX}:crawls"
+
+#: Hash: job stream key -> session kind (http, dynamic, stealth); workers read it to find their streams.
+QUEUES = f"{PREFIX}:queues"
+
+#: Consumer group that workers read job streams with; the coordinator reads responses with its own.
+WORKERS_GROUP = "workers"
+COORDINATOR_GROUP = "coordinator"
+
+
+def _crawl(crawl: str, what: str) -> str:
+    return f"{PREFIX}:{{{crawl}}}:{what}"
+
+
+def spec(crawl: str) -> str:
+    """String: the crawl's CrawlSpec (msgpack): spider source, class, arguments, session specs."""
+    return _crawl(crawl, "spec")
+
+
+def state(crawl: str) -> str:
+    """Hash: ``state`` (running, finished, failed ...), ``seeded`` once start_requests ran, ``reason``."""
+    return _crawl(crawl, "state")
+
+
+def seen(crawl: str) -> str:
+    """Set: SHA-1 fingerprints of every request scheduled so far (deduplication)."""
+    return _crawl(crawl, "seen")
+
+
+def frontier(crawl: str, sid: str) -> str:
+    """Sorted set: requests waiting for a sid, in dispatch order (priority, then FIFO), all scored 0."""
+    return _crawl(crawl, f"frontier:{sid}")
+
+
+def queue(crawl: str, sid: str) -> str:
+    """Stream: fetch jobs dispatched to a sid's worker pool (group ``workers``). XLEN is the queue depth."""
+    return _crawl(crawl, f"queue:{sid}")
+
+
+def responses(crawl: str) -> str:
+    """Stream: fetched responses (and fetch errors) waiting for the coordinator (group ``coordinator``)."""
+    return _crawl(crawl, "responses")
+
+
+def items(crawl: str) -> str:
+    """Stream: scraped items, field ``i`` holding the item as JSON."""
+    return _crawl(crawl, "items")
+
+
+def stats(crawl: str) -> str:
+    """Hash: counters of the crawl (requests_count, items_scraped, status_200, sid:NAME, ...)."""
+    return _crawl(crawl, "stats")
+
+
+def inflight(crawl: str) -> str:
+    """Hash: sid -> requests dispatched and not yet processed by the coordinator."""
+    return _crawl(crawl, "inflight")
+
+
+def domain_inflight(crawl: str) -> str:
+    """Hash: domain -> requests dispatched and not yet processed (per-domain concurrency)."""
+    return _crawl(crawl, "domain_inflight")
+
+
+def domain_next(crawl: str) -> str:
+    """Hash: domain -> earliest time (ms since the epoch) the next request may be dispatched."""
+    return _crawl(crawl, "domain_next")
+
+
+def sequence(crawl: str) -> str:
+    """Integer: counter that keeps equal-priority requests in FIFO order."""
+    return _crawl(crawl, "seq")
+
+
+def dead_letters(crawl: str) -> str:
+    """Stream: jobs that were delivered too many times or could not be decoded, with the reason."""
+    return _crawl(crawl, "dead")
+
+
+def crawl_keys(crawl: str) -> str:
+    """Glob matching every key of a crawl (for cleaning up)."""
+    return f"{PREFIX}:{{{crawl}}}:*"
+
+
+def queue_owner(queue_key: str) -> tuple[str, str]:
+    """The (crawl, sid) a job stream key belongs to."""
+    head, _, sid = queue_key.partition("}:queue:")
+    return head.partition("{")[2], sid

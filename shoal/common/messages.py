@@ -1,0 +1,110 @@
+"""The messages that cross Redis: msgspec Structs encoded as msgpack, each with a version field.
+
+Nothing here is ever pickled. A payload that does not decode into the expected Struct, or carries
+another version, raises :class:`MessageError` with the reason, and the caller rejects it.
+"""
+
+from typing import Any, TypeVar
+
+import msgspec
+
+VERSION = 1
+
+
+class MessageError(ValueError):
+    """A payload from Redis that is not a valid shoal message."""
+
+
+class Message(msgspec.Struct, kw_only=True, omit_defaults=True):
+    v: int = VERSION
+
+
+class SessionConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One sid of a crawl: what kind of session, with which arguments."""
+
+    kind: str  # "http", "dynamic" or "stealth"
+    kwargs: dict[str, Any] = {}
+    lazy: bool = False
+
+
+class CrawlSpec(Message, kw_only=True):
+    """A registered crawl: enough for any process to rebuild the spider and its sessions."""
+
+    crawl: str
+    name: str
+    class_name: str
+    source: str
+    filename: str = "<spider>"
+    args: dict[str, Any] = {}
+    sessions: dict[str, SessionConfig]
+    default_sid: str
+
+
+class RequestRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A Request as it waits in the frontier and travels to a worker: callbacks by name."""
+
+    url: str
+    sid: str
+    callback: str = ""
+    priority: int = 0
+    dont_filter: bool = False
+    meta: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {}
+    retries: int = 0
+    fp: bytes = b""
+
+
+class FetchJob(Message, kw_only=True):
+    """A request handed to a worker pool."""
+
+    crawl: str
+    request: RequestRecord
+
+
+class FetchError(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Why a fetch produced no response: ``kind`` is a short word (timeout, connection, invalid...)."""
+
+    kind: str
+    message: str
+
+
+class FetchResult(Message, kw_only=True):
+    """What a worker returns for a job: the response, or the error that replaced it."""
+
+    crawl: str
+    request: RequestRecord
+    url: str = ""
+    status: int = 0
+    reason: str = ""
+    headers: list[tuple[str, str]] = []
+    cookies: dict[str, str] = {}
+    body: bytes = b""
+    elapsed: float = 0.0
+    meta: dict[str, Any] = {}
+    worker: str = ""
+    error: FetchError | None = None
+
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+_encoder = msgspec.msgpack.Encoder()
+_decoders: dict[type, msgspec.msgpack.Decoder] = {}
+
+
+def encode(message: msgspec.Struct) -> bytes:
+    """Encode a message as msgpack."""
+    return _encoder.encode(message)
+
+
+def decode(data: bytes, kind: type[S]) -> S:
+    """Decode ``data`` into ``kind``; raises MessageError naming what is wrong."""
+    decoder = _decoders.get(kind)
+    if decoder is None:
+        decoder = _decoders[kind] = msgspec.msgpack.Decoder(kind)
+    try:
+        message = decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise MessageError(f"not a valid {kind.__name__} message: {e}") from None
+    if isinstance(message, Message) and message.v != VERSION:
+        raise MessageError(f"{kind.__name__} has version {message.v}, this shoal reads version {VERSION}")
+    return message

@@ -1,0 +1,257 @@
+"""The coordinator's engine: runs one crawl's callbacks and keeps its frontier moving.
+
+It never fetches. It reads fetched responses from Redis, builds Response objects, runs the spider's
+hooks and callbacks, and commits what they produced (items, new requests, stats) atomically with the
+response's acknowledgement. Then it dispatches as many requests as capacity and politeness allow.
+The crawl ends when every frontier is empty and nothing is in flight.
+"""
+
+import time
+from collections.abc import AsyncIterable
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+from shoal.common import keys
+from shoal.common.messages import FetchJob, FetchResult, MessageError, decode, encode
+from shoal.common.request import Request
+from shoal.common.response import Response
+from shoal.common.sessions import check_request_kwargs
+from shoal.coordinator.records import from_record, to_record
+from shoal.coordinator.stats import DOMAIN_BYTES, SESSION, STATUS, stats_from_hash
+from shoal.queue import Commit, CrawlQueues, Scheduled, frontier_member
+from shoal.spiders import CrawlStats, Spider
+
+_item_encoder = msgspec.json.Encoder(enc_hook=str)
+_SEED_BATCH = 500
+_READ_COUNT = 128
+
+
+class FetchFailed(Exception):
+    """A request whose fetch failed in a worker: ``kind`` is timeout, connection, dns, ..."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class CrawlEngine:
+    """Runs the spider side of crawl ``crawl``, whose state lives in ``redis``."""
+
+    def __init__(self, redis: Redis, spider: Spider, crawl: str) -> None:
+        self.redis = redis
+        self.spider = spider
+        self.crawl = crawl
+        self.log = spider.logger
+        self.sessions = spider.session_manager
+        self.queues = CrawlQueues(redis, crawl)
+        self.started = time.time()
+        self._allowed = set(spider.allowed_domains or ())
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def _is_allowed(self, request: Request) -> bool:
+        if not self._allowed:
+            return True
+        domain = request.domain.rsplit(":", 1)[0] if request.domain.count(":") == 1 else request.domain
+        return any(domain == allowed or domain.endswith("." + allowed) for allowed in self._allowed)
+
+    def _schedule(self, request: Request) -> Scheduled:
+        """Normalize, validate and encode ``request`` for the frontier; raises on a bad request."""
+        if not request.sid:
+            request.sid = self.sessions.default_session_id
+        if request.sid not in self.sessions:
+            raise ValueError(
+                f"{request!r} names sid '{request.sid}', which no session has "
+                f"(sessions: {', '.join(self.sessions.session_ids)})"
+            )
+        check_request_kwargs(
+            self.sessions.get(request.sid).kind, request.session_kwargs, where=f"Request to sid '{request.sid}'"
+        )
+        if not request.url.startswith(("http://", "https://")):
+            raise ValueError(f"{request!r}: only http:// and https:// URLs can be fetched")
+        spider = self.spider
+        fp = request.update_fingerprint(spider.fp_include_kwargs, spider.fp_include_headers, spider.fp_keep_fragments)
+        job = encode(FetchJob(crawl=self.crawl, request=to_record(request, spider, fp)))
+        prefix, tail = frontier_member(request.priority, request.domain, job)
+        return Scheduled(request.sid, fp, request.dont_filter, prefix, tail)
+
+    async def _seed(self) -> None:
+        batch: list[Scheduled] = []
+        async for request in self.spider.start_requests():
+            try:
+                batch.append(self._schedule(request))
+            except (ValueError, TypeError) as e:
+                await self._spider_error(request, e)
+            if len(batch) >= _SEED_BATCH:
+                await self.queues.commit([Commit(requests=batch)])
+                batch = []
+        await self.queues.commit([Commit(requests=batch)])
+        await self.redis.hset(keys.state(self.crawl), "seeded", 1)
+
+    # -- responses ------------------------------------------------------------------------------
+
+    async def _spider_error(self, request: Request, error: Exception) -> None:
+        self.log.error("Spider error processing %s: %s", request, error, exc_info=error)
+        await self.spider.on_error(request, error)
+
+    async def _run_callback(self, request: Request, response: Response, commit: Commit, stats: dict) -> None:
+        callback = request.callback or self.spider.parse
+        requests: list[Scheduled] = []
+        items: list[bytes] = []
+        try:
+            async for result in callback(response):
+                if isinstance(result, Request):
+                    if not self._is_allowed(result):
+                        _count(stats, "offsite_requests_count")
+                        self.log.debug("Filtered offsite request to: %s", result.url)
+                        continue
+                    try:
+                        requests.append(self._schedule(result))
+                    except (ValueError, TypeError) as e:
+                        _count(stats, "failed_requests_count")
+                        await self._spider_error(result, e)
+                elif isinstance(result, dict):
+                    item = await self.spider.on_scraped_item(result)
+                    if item:
+                        items.append(_item_encoder.encode(item))
+                        _count(stats, "items_scraped")
+                        self.log.debug("Scraped from %s\n%s", response, item)
+                    else:
+                        _count(stats, "items_dropped")
+                        self.log.warning("Dropped from %s\n%s", response, item)
+                elif result is not None:
+                    self.log.error("Spider must return Request, dict or None, got '%s' in %s", type(result), request)
+        except Exception as e:
+            await self._spider_error(request, e)
+        commit.requests = requests
+        commit.items = items
+
+    async def _retry_blocked(self, request: Request, response: Response, commit: Commit) -> None:
+        if request.retry_count >= self.spider.max_blocked_retries:
+            self.log.warning("Max retries exceeded for blocked request: %s", request.url)
+            return
+        retry = await self.spider.retry_blocked_request(request.retry_copy(), response)
+        try:
+            commit.requests = [self._schedule(retry)]
+        except (ValueError, TypeError) as e:
+            await self._spider_error(retry, e)
+            return
+        self.log.info(
+            "Scheduled blocked request for retry (%d/%d): %s",
+            retry.retry_count,
+            self.spider.max_blocked_retries,
+            request.url,
+        )
+
+    async def _process(self, entry_id: str, payload: bytes) -> Commit:
+        stats: dict[str, int] = {}
+        commit = Commit(response_id=entry_id, stats=stats)
+        try:
+            result = decode(payload, FetchResult)
+        except MessageError as e:
+            self.log.error("Rejected a message in %s: %s", keys.responses(self.crawl), e)
+            _count(stats, "malformed_messages")
+            return commit
+        request = from_record(result.request, self.spider)
+        commit.sid, commit.domain = request.sid, request.domain
+        if result.error is not None:
+            _count(stats, "failed_requests_count")
+            error = FetchFailed(result.error.kind, result.error.message)
+            self.log.error("Failed %s: %s", request, error)
+            await self.spider.on_error(request, error)
+            return commit
+        response = Response(
+            result.url or request.url,
+            result.status,
+            result.body,
+            result.headers,
+            reason=result.reason,
+            cookies=result.cookies,
+            meta={**request.meta, **result.meta},
+            request=request,
+        )
+        _count(stats, "requests_count")
+        _count(stats, f"{SESSION}{request.sid}")
+        _count(stats, f"{STATUS}{result.status}")
+        _count(stats, "response_bytes", len(result.body))
+        _count(stats, f"{DOMAIN_BYTES}{request.domain}", len(result.body))
+        if await self.spider.is_blocked(response):
+            _count(stats, "blocked_requests_count")
+            await self._retry_blocked(request, response, commit)
+        else:
+            await self._run_callback(request, response, commit, stats)
+        return commit
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    async def _dispatch(self) -> tuple[bool, int]:
+        """Dispatch every sid; returns (idle, ms until a delayed domain may be dispatched or -1)."""
+        spider, idle, wait = self.spider, True, -1
+        for sid in self.sessions.session_ids:
+            result = await self.queues.dispatch(
+                sid,
+                spider.concurrent_requests,
+                spider.concurrent_requests_per_domain,
+                int(spider.download_delay * 1000),
+            )
+            idle = idle and result.frontier == 0 and result.inflight == 0
+            if result.wait_ms >= 0:
+                wait = result.wait_ms if wait < 0 else min(wait, result.wait_ms)
+        return idle, wait
+
+    async def _consume(self, entries: list[tuple[str, bytes]]) -> None:
+        commits = [await self._process(entry_id, payload) for entry_id, payload in entries]
+        await self.queues.commit(commits)
+
+    async def run(self) -> CrawlStats:
+        """Run the crawl to its end (resuming it if it was already started) and return its stats."""
+        await self.queues.create({sid: self.sessions.get(sid).kind for sid in self.sessions.session_ids})
+        resuming = bool(await self.redis.hget(keys.state(self.crawl), "seeded"))
+        await self.redis.hset(keys.state(self.crawl), mapping={"state": "running", "started": self.started})
+        await self.spider.on_start(resuming=resuming)
+        try:
+            if resuming:
+                self.log.info("Resuming crawl %s, skipping start_requests()", self.crawl)
+                while pending := await self.queues.read_responses(_READ_COUNT, None, pending=True):
+                    await self._consume(pending)
+            else:
+                await self._seed()
+            while True:
+                idle, wait = await self._dispatch()
+                if idle:
+                    break
+                entries = await self.queues.read_responses(_READ_COUNT, wait if wait >= 0 else 1000)
+                if entries:
+                    await self._consume(entries)
+        finally:
+            await self.spider.on_close()
+        await self.redis.hset(keys.state(self.crawl), mapping={"state": "finished", "finished": time.time()})
+        stats = await self.stats()
+        self.log.info("%s", stats.to_dict())
+        return stats
+
+    async def stats(self) -> CrawlStats:
+        """The crawl's stats so far."""
+        stats = stats_from_hash(await self.redis.hgetall(keys.stats(self.crawl)))
+        spider = self.spider
+        stats.start_time, stats.end_time = self.started, time.time()
+        stats.concurrent_requests = spider.concurrent_requests
+        stats.concurrent_requests_per_domain = spider.concurrent_requests_per_domain
+        stats.download_delay = spider.download_delay
+        stats.autothrottle_enabled = spider.autothrottle_enabled
+        stats.log_levels_counter = spider.log_counter.get_counts()
+        return stats
+
+    async def items(self) -> AsyncIterable[dict[str, Any]]:
+        """Every item stored so far, in order."""
+        last = "-"
+        while batch := await self.redis.xrange(keys.items(self.crawl), min=last, count=1000):
+            for _, fields in batch:
+                yield msgspec.json.decode(fields[b"i"])
+            last = "(" + batch[-1][0].decode()
+
+
+def _count(stats: dict[str, int], name: str, amount: int = 1) -> None:
+    stats[name] = stats.get(name, 0) + amount

@@ -1,0 +1,69 @@
+"""Converting between the Requests a spider yields and the RequestRecords that travel through Redis."""
+
+from collections.abc import Callable
+from io import BytesIO
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from shoal.common.messages import RequestRecord
+from shoal.common.request import Request
+
+if TYPE_CHECKING:
+    from shoal.spiders import Spider
+
+_check = msgspec.msgpack.Encoder()
+
+
+def method_name(spider: "Spider", value: Callable[..., Any], what: str) -> str:
+    """The name under which ``value`` is a method of ``spider``; ValueError when it is not one."""
+    name = getattr(value, "__name__", "")
+    bound = getattr(spider, name, None) if name and not name.startswith("<") else None
+    if bound is None or getattr(bound, "__func__", bound) is not getattr(value, "__func__", value):
+        raise ValueError(f"{what} must be a method of the spider (it travels by name), got {value!r}")
+    return name
+
+
+def _portable(spider: "Spider", key: str, value: Any) -> Any:
+    if callable(value):
+        return method_name(spider, value, f"request argument '{key}'")
+    if isinstance(value, BytesIO):
+        return value.getvalue()
+    return value
+
+
+def to_record(request: Request, spider: "Spider", fp: bytes = b"") -> RequestRecord:
+    """The RequestRecord of ``request``: callbacks and callables by name, values checked to be portable."""
+    kwargs = {key: _portable(spider, key, value) for key, value in request.session_kwargs.items()}
+    callback = method_name(spider, request.callback, "callback") if request.callback else ""
+    for what, value in (("meta", request.meta), ("request arguments", kwargs)):
+        try:
+            _check.encode(value)
+        except TypeError as e:
+            raise TypeError(f"{request!r}: its {what} cannot travel through Redis: {e}") from None
+    return RequestRecord(
+        url=request.url,
+        sid=request.sid,
+        callback=callback,
+        priority=request.priority,
+        dont_filter=request.dont_filter,
+        meta=request.meta,
+        kwargs=kwargs,
+        retries=request.retry_count,
+        fp=fp,
+    )
+
+
+def from_record(record: RequestRecord, spider: "Spider") -> Request:
+    """The Request a record stands for, with its callback resolved on ``spider``."""
+    callback = getattr(spider, record.callback, None) if record.callback else None
+    return Request(
+        record.url,
+        sid=record.sid,
+        callback=callback,
+        priority=record.priority,
+        dont_filter=record.dont_filter,
+        meta=dict(record.meta),
+        _retry_count=record.retries,
+        **record.kwargs,
+    )

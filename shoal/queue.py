@@ -1,0 +1,333 @@
+"""The data plane: frontier, dispatch queues and responses of a crawl, as Redis structures and Lua.
+
+Every state change is one Lua script, so it happens whole or not at all:
+
+- ``commit``: acknowledge a processed response and, atomically with it, store its items, deduplicate
+  and schedule its requests, count its stats and release its in-flight slot. A coordinator that dies
+  mid-callback leaves the response pending, and its successor processes it again from scratch.
+- ``dispatch``: move requests from a sid's frontier to its job stream as capacity and politeness allow.
+- ``finish_job``: a worker acknowledges a job and publishes its result only if the acknowledgement
+  succeeded, so a job redelivered to a second worker never yields two results.
+
+Frontier entries are members of a sorted set, all scored 0 so Redis orders them by bytes:
+``16 hex digits of (2**63 - 1 - priority)`` + ``17-digit sequence`` + ``domain`` + ``\\n`` + job.
+Higher priority sorts first, then FIFO.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from shoal.common import keys
+
+_MAX_PRIORITY = 2**63 - 1
+
+COMMIT = """
+local rid = ARGV[1]
+if rid ~= '' then
+  if redis.call('XACK', KEYS[1], ARGV[7], rid) == 0 then return -1 end
+  redis.call('XDEL', KEYS[1], rid)
+  if ARGV[2] ~= '' then redis.call('HINCRBY', KEYS[6], ARGV[2], -1) end
+  if ARGV[3] ~= '' then redis.call('HINCRBY', KEYS[7], ARGV[3], -1) end
+end
+local i = 8
+local added = 0
+for _ = 1, tonumber(ARGV[4]) do
+  local is_new = redis.call('SADD', KEYS[2], ARGV[i + 1])
+  if is_new == 1 or ARGV[i + 2] == '1' then
+    local seq = redis.call('INCR', KEYS[3])
+    redis.call('ZADD', KEYS[tonumber(ARGV[i])], 0, ARGV[i + 3] .. string.format('%017d', seq) .. ARGV[i + 4])
+    added = added + 1
+  end
+  i = i + 5
+end
+for _ = 1, tonumber(ARGV[5]) do
+  redis.call('XADD', KEYS[5], '*', 'i', ARGV[i])
+  i = i + 1
+end
+for _ = 1, tonumber(ARGV[6]) do
+  redis.call('HINCRBY', KEYS[4], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+return added
+"""
+
+DISPATCH = """
+local sid, room = ARGV[1], tonumber(ARGV[2]) - tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+local limit, delay, scan = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local sent, wait = 0, -1
+local function send(member)
+  local nl = string.find(member, '\\n', 34, true)
+  local domain = string.sub(member, 34, nl - 1)
+  redis.call('XADD', KEYS[2], '*', 'j', string.sub(member, nl + 1))
+  redis.call('HINCRBY', KEYS[4], domain, 1)
+  sent = sent + 1
+  return domain
+end
+if room > 0 and limit == 0 and delay == 0 then
+  local popped = redis.call('ZPOPMIN', KEYS[1], room)
+  for j = 1, #popped, 2 do send(popped[j]) end
+elseif room > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, scan - 1)) do
+    if sent >= room then break end
+    local nl = string.find(member, '\\n', 34, true)
+    local domain = string.sub(member, 34, nl - 1)
+    local ready = limit == 0 or tonumber(redis.call('HGET', KEYS[4], domain) or '0') < limit
+    if ready and delay > 0 then
+      local next_at = tonumber(redis.call('HGET', KEYS[5], domain) or '0')
+      if next_at > now then
+        ready = false
+        if wait < 0 or next_at - now < wait then wait = next_at - now end
+      end
+    end
+    if ready then
+      redis.call('ZREM', KEYS[1], member)
+      send(member)
+      if delay > 0 then redis.call('HSET', KEYS[5], domain, now + delay) end
+    end
+  end
+end
+if sent > 0 then redis.call('HINCRBY', KEYS[3], sid, sent) end
+return {sent, wait, redis.call('ZCARD', KEYS[1]), tonumber(redis.call('HGET', KEYS[3], sid) or '0')}
+"""
+
+FINISH_JOB = """
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XDEL', KEYS[1], ARGV[2])
+if ARGV[3] ~= '' then redis.call('XADD', KEYS[2], '*', 'r', ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('XADD', KEYS[3], '*', 'reason', ARGV[4], 'job', ARGV[5]) end
+return 1
+"""
+
+
+def frontier_member(priority: int, domain: str, job: bytes) -> tuple[bytes, bytes]:
+    """The priority prefix and the tail (domain, newline, job) of a frontier entry."""
+    if not -_MAX_PRIORITY <= priority <= _MAX_PRIORITY:
+        raise ValueError(f"priority {priority} is out of range (a 64-bit integer)")
+    return b"%016x" % (_MAX_PRIORITY - priority), domain.encode() + b"\n" + job
+
+
+@dataclass(slots=True)
+class Scheduled:
+    """A request ready for the frontier: its sid, fingerprint, and encoded entry."""
+
+    sid: str
+    fp: bytes
+    dont_filter: bool
+    prefix: bytes
+    tail: bytes
+
+
+@dataclass(slots=True)
+class Commit:
+    """What processing one response produced, to be stored atomically with its acknowledgement."""
+
+    response_id: str = ""
+    sid: str = ""
+    domain: str = ""
+    requests: Sequence[Scheduled] = ()
+    items: Sequence[bytes] = ()
+    stats: dict[str, int] | None = None
+
+
+@dataclass(slots=True)
+class DispatchResult:
+    sent: int
+    wait_ms: int
+    frontier: int
+    inflight: int
+
+
+class CrawlQueues:
+    """One crawl's frontier, job streams and response stream, from the coordinator's side."""
+
+    def __init__(self, redis: Redis, crawl: str, consumer: str = "coordinator") -> None:
+        self.redis = redis
+        self.crawl = crawl
+        self.consumer = consumer
+        self._commit = redis.register_script(COMMIT)
+        self._dispatch = redis.register_script(DISPATCH)
+
+    async def create(self, sids_by_kind: dict[str, str]) -> None:
+        """Create the response stream and each sid's job stream with their consumer groups, and
+        register the job streams so that workers of the right kind find them."""
+        streams = [(keys.responses(self.crawl), keys.COORDINATOR_GROUP)]
+        streams += [(keys.queue(self.crawl, sid), keys.WORKERS_GROUP) for sid in sids_by_kind]
+        for key, group in streams:
+            try:
+                await self.redis.xgroup_create(key, group, id="0", mkstream=True)
+            except ResponseError as e:
+                if "BUSYGROUP" not in str(e):
+                    raise
+        await self.redis.hset(
+            keys.QUEUES, mapping={keys.queue(self.crawl, sid): kind for sid, kind in sids_by_kind.items()}
+        )
+
+    async def commit(self, commits: Iterable[Commit]) -> list[int]:
+        """Store each commit atomically; returns per commit the number of new requests (-1: already done)."""
+        base = [
+            keys.responses(self.crawl),
+            keys.seen(self.crawl),
+            keys.sequence(self.crawl),
+            keys.stats(self.crawl),
+            keys.items(self.crawl),
+            keys.inflight(self.crawl),
+            keys.domain_inflight(self.crawl),
+        ]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for commit in commits:
+                frontier_keys: dict[str, int] = {}
+                args: list[str | bytes | int] = [
+                    commit.response_id,
+                    commit.sid,
+                    commit.domain,
+                    len(commit.requests),
+                    len(commit.items),
+                    len(commit.stats or ()),
+                    keys.COORDINATOR_GROUP,
+                ]
+                for request in commit.requests:
+                    index = frontier_keys.setdefault(request.sid, len(base) + len(frontier_keys) + 1)
+                    args += [index, request.fp, int(request.dont_filter), request.prefix, request.tail]
+                args += commit.items
+                for name, value in (commit.stats or {}).items():
+                    args += [name, value]
+                extra = [keys.frontier(self.crawl, sid) for sid in frontier_keys]
+                await self._commit(keys=base + extra, args=args, client=pipe)
+            return await pipe.execute()
+
+    async def dispatch(self, sid: str, capacity: int, per_domain: int, delay_ms: int) -> DispatchResult:
+        """Move up to ``capacity - inflight`` requests of ``sid`` from its frontier to its job stream."""
+        result = await self._dispatch(
+            keys=[
+                keys.frontier(self.crawl, sid),
+                keys.queue(self.crawl, sid),
+                keys.inflight(self.crawl),
+                keys.domain_inflight(self.crawl),
+                keys.domain_next(self.crawl),
+            ],
+            args=[sid, capacity, per_domain, delay_ms, max(4 * capacity, 64)],
+        )
+        return DispatchResult(*(int(x) for x in result))
+
+    async def read_responses(self, count: int, block_ms: int | None, pending: bool = False) -> list[tuple[str, bytes]]:
+        """Read responses for this coordinator: its unacknowledged ones when ``pending``, else new ones."""
+        reply = await self.redis.xreadgroup(
+            keys.COORDINATOR_GROUP,
+            self.consumer,
+            {keys.responses(self.crawl): "0" if pending else ">"},
+            count=count,
+            block=None if pending else block_ms,
+        )
+        return [(_text(entry_id), fields[b"r"]) for _, entries in reply or () for entry_id, fields in entries if fields]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+@dataclass(slots=True)
+class Job:
+    """A job as a worker received it."""
+
+    stream: str
+    entry_id: str
+    payload: bytes
+    deliveries: int = 1
+
+
+class JobStreams:
+    """The job streams of every crawl's sids of one kind, from a worker's side."""
+
+    def __init__(self, redis: Redis, consumer: str, kind: str, sids: Iterable[str] = ()) -> None:
+        self.redis = redis
+        self.consumer = consumer
+        self.kind = kind
+        self.sids = set(sids)
+        self.streams: list[str] = []
+        self._finish = redis.register_script(FINISH_JOB)
+
+    async def refresh(self) -> list[str]:
+        """Re-read which job streams this worker serves (its kind, and its sids when given)."""
+        registered = await self.redis.hgetall(keys.QUEUES)
+        self.streams = sorted(
+            key
+            for key, kind in ((_text(k), _text(v)) for k, v in registered.items())
+            if kind == self.kind and (not self.sids or keys.queue_owner(key)[1] in self.sids)
+        )
+        return self.streams
+
+    async def read(self, count: int, block_ms: int) -> list[Job]:
+        """Take up to ``count`` new jobs, waiting up to ``block_ms`` for the first."""
+        if not self.streams:
+            return []
+        try:
+            reply = await self.redis.xreadgroup(
+                keys.WORKERS_GROUP, self.consumer, dict.fromkeys(self.streams, ">"), count=count, block=block_ms
+            )
+        except ResponseError as e:
+            if "NOGROUP" not in str(e):
+                raise
+            await self.refresh()  # a crawl ended and its streams went away
+            return []
+        return [
+            Job(_text(stream), _text(entry_id), fields.get(b"j", b""))
+            for stream, entries in reply or ()
+            for entry_id, fields in entries
+        ]
+
+    async def reclaim(self, count: int, min_idle_ms: int) -> list[Job]:
+        """Take over up to ``count`` jobs that other (dead) workers held longer than ``min_idle_ms``."""
+        jobs: list[Job] = []
+        for stream in self.streams:
+            if len(jobs) >= count:
+                break
+            try:
+                _, claimed, *_ = await self.redis.xautoclaim(
+                    stream, keys.WORKERS_GROUP, self.consumer, min_idle_ms, count=count - len(jobs)
+                )
+            except ResponseError:
+                continue
+            claimed = [(entry_id, fields) for entry_id, fields in claimed if fields]
+            if not claimed:
+                continue
+            pending = await self.redis.xpending_range(
+                stream, keys.WORKERS_GROUP, min=claimed[0][0], max=claimed[-1][0], count=len(claimed) * 2
+            )
+            deliveries = {_text(p["message_id"]): p["times_delivered"] for p in pending}
+            for entry_id, fields in claimed:
+                jobs.append(Job(stream, _text(entry_id), fields.get(b"j", b""), deliveries.get(_text(entry_id), 1)))
+        return jobs
+
+    async def touch(self, held: Iterable[Job]) -> None:
+        """Reset the idle time of the jobs this worker is still working on, so nobody reclaims them."""
+        by_stream: dict[str, list[str]] = {}
+        for job in held:
+            by_stream.setdefault(job.stream, []).append(job.entry_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream, ids in by_stream.items():
+                pipe.xclaim(stream, keys.WORKERS_GROUP, self.consumer, 0, ids, justid=True)
+            await pipe.execute(raise_on_error=False)
+
+    async def finish(self, job: Job, result: bytes = b"", dead_reason: str = "") -> bool:
+        """Acknowledge ``job`` and publish ``result``; with ``dead_reason`` also dead-letter the job.
+        Returns False when another worker already finished the job (nothing is published then)."""
+        crawl, _ = keys.queue_owner(job.stream)
+        done = await self._finish(
+            keys=[job.stream, keys.responses(crawl), keys.dead_letters(crawl)],
+            args=[keys.WORKERS_GROUP, job.entry_id, result, dead_reason, job.payload if dead_reason else b""],
+        )
+        return bool(done)
+
+    async def release(self, jobs: Iterable[Job], lease_ms: int) -> None:
+        """Hand ``jobs`` back: mark them idle for ``lease_ms`` so the next reclaim takes them at once."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job in jobs:
+                pipe.xclaim(
+                    job.stream, keys.WORKERS_GROUP, self.consumer, 0, [job.entry_id], idle=lease_ms, justid=True
+                )
+            await pipe.execute(raise_on_error=False)

@@ -1,0 +1,174 @@
+"""Spider: the base class users subclass, with Scrapling's attributes, defaults and hooks."""
+
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shoal.common.request import Request
+from shoal.spiders.result import CrawlResult, CrawlStats
+from shoal.spiders.session import SessionManager
+
+if TYPE_CHECKING:
+    from shoal.common.response import Response
+
+BLOCKED_CODES = frozenset({401, 403, 407, 429, 444, 500, 502, 503, 504})
+
+
+class SessionConfigurationError(Exception):
+    """A spider's ``configure_sessions`` failed or added no session."""
+
+
+class LogCounterHandler(logging.Handler):
+    """Counts a spider's log records by level (reported in the stats as ``log_count``)."""
+
+    LEVELS = ("debug", "info", "warning", "error", "critical")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts = dict.fromkeys(self.LEVELS, 0)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = min(max(record.levelno // 10, 1), 5) - 1
+        self.counts[self.LEVELS[level]] += 1
+
+    def get_counts(self) -> dict[str, int]:
+        return dict(self.counts)
+
+
+class Spider:
+    """Subclass this, set ``name`` and ``start_urls`` (or ``start_requests``), and write ``parse``."""
+
+    name: str | None = None
+    start_urls: list[str] = []
+    allowed_domains: set[str] = set()
+
+    robots_txt_obey: bool = False
+
+    development_mode: bool = False
+    development_cache_dir: str | None = None
+
+    concurrent_requests: int = 4
+    concurrent_requests_per_domain: int = 0
+    download_delay: float = 0.0
+    max_blocked_retries: int = 3
+
+    autothrottle_enabled: bool = False
+    autothrottle_start_delay: float = 5.0
+    autothrottle_max_delay: float = 60.0
+    autothrottle_target_concurrency: float | None = None
+    autothrottle_block_backoff: bool = True
+
+    fp_include_kwargs: bool = False
+    fp_keep_fragments: bool = False
+    fp_include_headers: bool = False
+
+    logging_level: int = logging.DEBUG
+    logging_format: str = "[%(asctime)s]:({spider_name}) %(levelname)s: %(message)s"
+    logging_date_format: str = "%Y-%m-%d %H:%M:%S"
+    log_file: str | None = None
+
+    def __init__(self, crawldir: str | Path | None = None, interval: float = 300.0) -> None:
+        if self.name is None:
+            raise ValueError(f"{type(self).__name__} must have a name.")
+        self.crawldir = Path(crawldir) if crawldir else None
+        self._interval = interval
+        self._setup_logger()
+        self._session_manager = SessionManager()
+        try:
+            self.configure_sessions(self._session_manager)
+        except Exception as e:
+            raise SessionConfigurationError(f"Error in {type(self).__name__}.configure_sessions(): {e}") from e
+        if len(self._session_manager) == 0:
+            raise SessionConfigurationError(f"{type(self).__name__}.configure_sessions() did not add any sessions")
+        self._stats: CrawlStats | None = None
+        self.logger.info("Spider initialized")
+
+    def _setup_logger(self) -> None:
+        self.logger = logging.getLogger(f"shoal.spiders.{self.name}")
+        self.logger.setLevel(self.logging_level)
+        self.logger.handlers.clear()
+        self.logger.propagate = False
+        self.log_counter = LogCounterHandler()
+        self.logger.addHandler(self.log_counter)
+        formatter = logging.Formatter(
+            fmt=self.logging_format.format(spider_name=self.name), datefmt=self.logging_date_format
+        )
+        handlers: list[logging.Handler] = [logging.StreamHandler()]
+        if self.log_file:
+            Path(self.log_file).parent.mkdir(parents=True, exist_ok=True)
+            handlers.append(logging.FileHandler(self.log_file))
+        for handler in handlers:
+            handler.setFormatter(formatter)
+            self.logger.addHandler(handler)
+
+    @property
+    def session_manager(self) -> SessionManager:
+        """The sessions this spider configured."""
+        return self._session_manager
+
+    def configure_sessions(self, manager: SessionManager) -> None:
+        """Add this spider's sessions; the default adds one FetcherSession as "default"."""
+        from shoal.common.sessions import FetcherSession
+
+        manager.add("default", FetcherSession())
+
+    async def start_requests(self) -> AsyncGenerator[Request, None]:
+        """The first requests: one per ``start_urls`` entry, to the default session, parsed by ``parse``."""
+        if not self.start_urls:
+            raise RuntimeError(
+                "Spider has no starting point, either set `start_urls` or override `start_requests` function."
+            )
+        for url in self.start_urls:
+            yield Request(url, sid=self._session_manager.default_session_id)
+
+    async def parse(self, response: "Response") -> AsyncGenerator[dict[str, Any] | Request | None, None]:
+        """The default callback. Subclasses must implement it."""
+        raise NotImplementedError(f"{type(self).__name__} must implement parse() method")
+        yield
+
+    async def on_start(self, resuming: bool = False) -> None:
+        """Called before the crawl starts; ``resuming`` is True when it continues a paused crawl."""
+        self.logger.debug("Resuming spider from checkpoint" if resuming else "Starting spider")
+
+    async def on_close(self) -> None:
+        """Called after the crawl finished."""
+        self.logger.debug("Spider closed")
+
+    async def on_error(self, request: Request, error: Exception) -> None:
+        """Called when a request fails or its callback raises."""
+
+    async def on_scraped_item(self, item: dict[str, Any]) -> dict[str, Any] | None:
+        """Process an item before it is stored; return a falsy value to drop it."""
+        return item
+
+    async def is_blocked(self, response: "Response") -> bool:
+        """Whether the response is a block page; by default a status in BLOCKED_CODES."""
+        return response.status in BLOCKED_CODES
+
+    async def retry_blocked_request(self, request: Request, response: "Response") -> Request:
+        """Prepare a blocked request before it is retried."""
+        return request
+
+    def start(self, use_uvloop: bool = True, **options: Any) -> CrawlResult:
+        """Run the crawl on this machine (private Redis, coordinator, workers) and return its result."""
+        from shoal.local import run_spider
+
+        return run_spider(self, use_uvloop=use_uvloop, **options)
+
+    async def stream(self, **options: Any) -> AsyncIterator[dict[str, Any]]:
+        """Run the crawl on this machine and yield items as they are scraped."""
+        from shoal.local import stream_spider
+
+        async for item in stream_spider(self, **options):
+            yield item
+
+    @property
+    def stats(self) -> CrawlStats:
+        """The stats of the running crawl (also while streaming)."""
+        if self._stats is None:
+            raise RuntimeError("No active crawl. Use this property inside `async for item in spider.stream():`")
+        return self._stats
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} '{self.name}'>"

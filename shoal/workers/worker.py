@@ -1,0 +1,181 @@
+"""The worker loop: take jobs for one session kind from Redis, fetch them, return the results.
+
+A worker never parses. It holds at most ``capacity`` jobs at a time (backpressure: it asks Redis for
+only as many as it has room for), builds a session per (crawl, sid) the first time a job needs it,
+keeps the jobs it holds from being reclaimed while it works on them, takes over the jobs of workers
+that died, and acknowledges a job in the same atomic step that publishes its result.
+"""
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+
+from shoal.common import keys
+from shoal.common.messages import (
+    CrawlSpec,
+    FetchError,
+    FetchJob,
+    FetchResult,
+    MessageError,
+    RequestRecord,
+    decode,
+    encode,
+)
+from shoal.common.sessions import session_defaults
+from shoal.queue import Job, JobStreams
+
+log = logging.getLogger("shoal.worker")
+
+#: A job nobody touched for this long belongs to a dead worker and is taken over.
+LEASE_MS = 5_000
+#: A job delivered more often than this is dead-lettered (it keeps killing workers).
+MAX_DELIVERIES = 5
+_MAINTENANCE_S = 1.0
+
+
+class Session(Protocol):
+    async def fetch(self, crawl: str, request: RequestRecord) -> FetchResult: ...
+
+    async def close(self) -> None: ...
+
+
+def build_session(kind: str, config: dict[str, Any], capacity: int) -> Session:
+    """The live session of ``kind`` for a full session configuration."""
+    if kind == "http":
+        from shoal.workers.http import HttpSession
+
+        return HttpSession(config, max_clients=capacity)
+    raise ValueError(f"this shoal has no worker for sessions of kind '{kind}'")
+
+
+class Worker:
+    """Serves the job streams of every crawl's sids of one ``kind`` (only ``sids`` when given)."""
+
+    def __init__(self, redis: Redis, kind: str, sids: list[str] | None = None, capacity: int = 64) -> None:
+        self.redis = redis
+        self.kind = kind
+        self.capacity = capacity
+        self.name = f"{kind}-{socket.gethostname()}-{os.getpid()}"
+        self.streams = JobStreams(redis, self.name, kind, sids or ())
+        self._held: dict[str, Job] = {}
+        self._room = asyncio.Event()
+        self._room.set()
+        self._sessions: dict[tuple[str, str], Session] = {}
+        self._session_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set, then finish (or hand back) held jobs and close sessions."""
+        log.info("worker %s serving %s sessions (%s)", self.name, self.kind, ", ".join(self.streams.sids) or "all")
+        await self.streams.refresh()
+        next_maintenance = 0.0
+        try:
+            while not stop.is_set():
+                if time.monotonic() >= next_maintenance:
+                    await self._maintain()
+                    next_maintenance = time.monotonic() + _MAINTENANCE_S
+                free = self.capacity - len(self._held)
+                if free <= 0:
+                    self._room.clear()
+                    await _first(self._room.wait(), stop.wait(), timeout=_MAINTENANCE_S)
+                    continue
+                jobs = await self.streams.read(free, int(_MAINTENANCE_S * 1000))
+                if not jobs and not self.streams.streams:
+                    await _first(stop.wait(), timeout=_MAINTENANCE_S)
+                self._start(jobs)
+        finally:
+            await self._shutdown()
+
+    def _start(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            self._held[job.entry_id] = job
+            task = asyncio.create_task(self._handle(job))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _maintain(self) -> None:
+        """Keep held jobs leased, take over abandoned ones, and drop sessions of ended crawls."""
+        if self._held:
+            await self.streams.touch(self._held.values())
+        streams = await self.streams.refresh()
+        live = {keys.queue_owner(stream)[0] for stream in streams}
+        for crawl_sid in [cs for cs in self._sessions if cs[0] not in live]:
+            await self._sessions.pop(crawl_sid).close()
+        free = self.capacity - len(self._held)
+        if free > 0:
+            reclaimed = await self.streams.reclaim(free, LEASE_MS)
+            if reclaimed:
+                log.warning("took over %d jobs of workers that stopped answering", len(reclaimed))
+            self._start(reclaimed)
+
+    async def _session(self, crawl: str, sid: str) -> Session:
+        key = (crawl, sid)
+        if key in self._sessions:
+            return self._sessions[key]
+        async with self._session_locks.setdefault(key, asyncio.Lock()):
+            if key not in self._sessions:
+                raw = await self.redis.get(keys.spec(crawl))
+                if raw is None:
+                    raise LookupError(f"crawl {crawl} is not registered")
+                spec = decode(raw, CrawlSpec)
+                if sid not in spec.sessions:
+                    raise LookupError(f"crawl {crawl} has no session '{sid}'")
+                config = spec.sessions[sid]
+                if config.kind != self.kind:
+                    raise LookupError(f"session '{sid}' of crawl {crawl} is {config.kind}, this worker is {self.kind}")
+                self._sessions[key] = build_session(
+                    self.kind, {**session_defaults(self.kind), **config.kwargs}, self.capacity
+                )
+                log.info("started %s session '%s' for crawl %s", self.kind, sid, crawl)
+        return self._sessions[key]
+
+    async def _handle(self, job: Job) -> None:
+        try:
+            try:
+                fetch = decode(job.payload, FetchJob)
+            except MessageError as e:
+                log.error("dead-lettered a job in %s: %s", job.stream, e)
+                await self.streams.finish(job, dead_reason=str(e))
+                return
+            if job.deliveries > MAX_DELIVERIES:
+                reason = f"delivered {job.deliveries} times without a result"
+                log.error("dead-lettered %s: %s", fetch.request.url, reason)
+                error = FetchError(kind="dead_letter", message=reason)
+                result = FetchResult(crawl=fetch.crawl, request=fetch.request, error=error)
+                await self.streams.finish(job, encode(result), dead_reason=reason)
+                return
+            try:
+                session = await self._session(fetch.crawl, fetch.request.sid)
+                result = await session.fetch(fetch.crawl, fetch.request)
+            except (LookupError, ValueError, TypeError) as e:
+                error = FetchError(kind="invalid", message=str(e))
+                result = FetchResult(crawl=fetch.crawl, request=fetch.request, error=error)
+            result.worker = self.name
+            await self.streams.finish(job, encode(result))
+        finally:
+            self._held.pop(job.entry_id, None)
+            self._room.set()
+
+    async def _shutdown(self) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+        if self._held:  # hand back what is still unfinished, so others take it over at once
+            await self.streams.release(self._held.values(), LEASE_MS)
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()
+
+
+async def _first(*aws: Any, timeout: float) -> None:
+    """Wait until the first of ``aws`` completes, or ``timeout`` seconds."""
+    tasks = [asyncio.ensure_future(aw) for aw in aws]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
