@@ -15,7 +15,7 @@ class MessageError(ValueError):
     """A payload from Redis that is not a valid shoal message."""
 
 
-class Message(msgspec.Struct, kw_only=True, omit_defaults=True):
+class Message(msgspec.Struct, kw_only=True):
     v: int = VERSION
 
 

@@ -170,5 +170,9 @@ class Spider:
             raise RuntimeError("No active crawl. Use this property inside `async for item in spider.stream():`")
         return self._stats
 
+    @stats.setter
+    def stats(self, stats: CrawlStats) -> None:
+        self._stats = stats
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} '{self.name}'>"

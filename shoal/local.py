@@ -1,0 +1,162 @@
+"""Local mode: one crawl on this machine — a private Redis, the coordinator, a worker per sid.
+
+This is what ``shoal run spider.py`` and ``Spider().start()`` do. The coordinator runs in this
+process with the spider object itself; workers are separate processes, exactly as in the service.
+"""
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+from shoal.common import keys
+from shoal.common.messages import encode
+from shoal.coordinator.engine import CrawlEngine
+from shoal.coordinator.loader import crawl_spec, spider_source
+from shoal.redis_server import RedisServer
+from shoal.spiders import CrawlResult, CrawlStats, ItemList, Spider
+
+
+@dataclass
+class LocalOptions:
+    """How to run a crawl locally."""
+
+    redis_url: str | None = None
+    workers: dict[str, int] = field(default_factory=dict)  # sid -> worker processes (default 1)
+    output: str | Path | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+    source: tuple[str, str] | None = None  # (module source, filename) when known
+    on_progress: Callable[["Progress"], None] | None = None
+
+
+@dataclass
+class Progress:
+    """A snapshot of a running crawl for a progress display."""
+
+    stats: CrawlStats
+    queues: dict[str, tuple[int, int, int]]  # sid -> (frontier, queued, in flight)
+
+
+@contextlib.contextmanager
+def _redis_url(url: str | None) -> Iterator[str]:
+    url = url or os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    with RedisServer() as server:
+        yield server.url
+
+
+def _start_workers(spider: Spider, redis_url: str, counts: dict[str, int]) -> list[subprocess.Popen]:
+    manager = spider.session_manager
+    unknown = set(counts) - set(manager.session_ids)
+    if unknown:
+        raise ValueError(f"--workers names unknown sids {sorted(unknown)} (sessions: {manager.session_ids})")
+    processes = []
+    for sid in manager.session_ids:
+        command = [sys.executable, "-m", "shoal", "worker", "--redis", redis_url]
+        command += ["--kind", manager.get(sid).kind, "--sid", sid]
+        processes += [subprocess.Popen(command) for _ in range(counts.get(sid, 1))]
+    return processes
+
+
+def _stop_workers(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def _report(engine: CrawlEngine, on_progress: Callable[[Progress], None]) -> None:
+    sids = engine.sessions.session_ids
+    while True:
+        async with engine.redis.pipeline(transaction=False) as pipe:
+            for sid in sids:
+                pipe.zcard(keys.frontier(engine.crawl, sid))
+                pipe.xlen(keys.queue(engine.crawl, sid))
+                pipe.hget(keys.inflight(engine.crawl), sid)
+            depths = await pipe.execute()
+        queues = {sid: (depths[3 * i], depths[3 * i + 1], int(depths[3 * i + 2] or 0)) for i, sid in enumerate(sids)}
+        on_progress(Progress(await engine.stats(), queues))
+        await asyncio.sleep(0.5)
+
+
+@contextlib.asynccontextmanager
+async def _local_crawl(spider: Spider, options: LocalOptions) -> AsyncIterator[CrawlEngine]:
+    """Register the crawl in a (private) Redis and start its workers; undo both on exit."""
+    source, filename = options.source or spider_source(type(spider))
+    with _redis_url(options.redis_url) as url:
+        redis = Redis.from_url(url)
+        crawl_id = f"{spider.name}-{uuid.uuid4().hex[:8]}"
+        await redis.set(keys.spec(crawl_id), encode(crawl_spec(crawl_id, spider, source, filename, options.args)))
+        await redis.sadd(keys.CRAWLS, crawl_id)
+        workers = _start_workers(spider, url, options.workers)
+        try:
+            yield CrawlEngine(redis, spider, crawl_id)
+        finally:
+            sids = spider.session_manager.session_ids
+            await redis.hdel(keys.QUEUES, *(keys.queue(crawl_id, sid) for sid in sids))
+            await asyncio.to_thread(_stop_workers, workers)
+            await redis.aclose()
+
+
+async def crawl(spider: Spider, options: LocalOptions) -> CrawlResult:
+    """Run ``spider`` to the end on this machine and return its result."""
+    async with _local_crawl(spider, options) as engine:
+        reporter = asyncio.create_task(_report(engine, options.on_progress)) if options.on_progress else None
+        try:
+            spider.stats = await engine.run()
+        finally:
+            if reporter:
+                reporter.cancel()
+        items = ItemList([item async for item in engine.items()])
+    if options.output:
+        items.export(options.output)
+    return CrawlResult(stats=spider.stats, items=items, paused=False)
+
+
+def run_spider(spider: Spider, *, use_uvloop: bool = True, **options: Any) -> CrawlResult:
+    """``Spider.start()``: run the crawl locally, blocking until it ends."""
+    loop_factory = None
+    if use_uvloop:
+        with contextlib.suppress(ImportError):
+            import uvloop
+
+            loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(crawl(spider, LocalOptions(**options)))
+
+
+async def stream_spider(spider: Spider, **options: Any) -> AsyncIterator[dict[str, Any]]:
+    """``Spider.stream()``: run the crawl locally and yield items as they are stored."""
+    async with _local_crawl(spider, LocalOptions(**options)) as engine:
+        run = asyncio.create_task(engine.run())
+        last = "0"
+        try:
+            while True:
+                finished = run.done()  # checked before reading, so the last items are read too
+                reply = await engine.redis.xread({keys.items(engine.crawl): last}, count=500, block=200)
+                for _, entries in reply or ():
+                    for entry_id, fields in entries:
+                        last = entry_id
+                        yield msgspec.json.decode(fields[b"i"])
+                if finished and not reply:
+                    break
+            spider.stats = await run
+        finally:
+            run.cancel()

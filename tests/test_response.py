@@ -1,0 +1,116 @@
+"""Response: selectors, decoding, and follow() as current Scrapling defines it."""
+
+from shoal.spiders import Request, Response
+
+PAGE = b"""<html><head><title>Shop</title></head><body>
+<h1>Widget</h1><span class="price">$9.50</span>
+<a class="product" href="/p/1">one</a><a class="product" href="/p/2">two</a>
+<a class="next" href="?page=2">next</a></body></html>"""
+
+
+def make(body: bytes = PAGE, request: Request | None = None, **kwargs) -> Response:
+    return Response("https://shop.test/list", 200, body, {"Content-Type": "text/html"}, request=request, **kwargs)
+
+
+async def parse(response):
+    yield None
+
+
+def test_css_text_attr_get_getall():
+    response = make()
+    assert response.css("h1::text").get() == "Widget"
+    assert response.css("a.product::attr(href)").getall() == ["/p/1", "/p/2"]
+    assert response.css("h2::text").get("") == ""
+    assert response.xpath("//title/text()").get() == "Shop"
+
+
+def test_re_and_re_first():
+    response = make()
+    assert response.css(".price::text").re(r"[\d.]+") == ["9.50"]
+    assert response.re_first(r"\$(\d+)") == "9"
+    assert response.re_first(r"nothing(\d)", default="none") == "none"
+
+
+def test_headers_are_case_insensitive():
+    response = make()
+    assert response.headers["content-type"] == "text/html"
+    assert response.headers.get("CONTENT-TYPE") == "text/html"
+    assert "Content-Type" in response.headers
+
+
+def test_text_decodes_declared_encoding():
+    body = "<p>café</p>".encode("latin-1")
+    response = Response("https://x.test", 200, body, {"content-type": "text/html; charset=ISO-8859-1"})
+    assert response.css("p::text").get() == "café"
+    assert response.encoding == "cp1252"  # WHATWG maps latin-1 to windows-1252
+
+
+def test_binary_body_does_not_break_selectors():
+    response = Response("https://x.test/bin", 200, bytes(range(256)) * 4, {"content-type": "application/octet-stream"})
+    assert response.css("a::attr(href)").getall() == []
+
+
+def test_urljoin_resolves_against_the_page():
+    assert make().urljoin("?page=2") == "https://shop.test/list?page=2"
+
+
+def test_follow_inherits_sid_callback_priority_when_not_given():
+    request = Request("https://shop.test/list", sid="stealth", callback=parse, priority=3)
+    followed = make(request=request).follow("/p/1")
+    assert (followed.url, followed.sid, followed.callback, followed.priority) == (
+        "https://shop.test/p/1",
+        "stealth",
+        parse,
+        3,
+    )
+    assert followed.dont_filter is False
+
+
+def test_follow_arguments_win_over_inherited_ones():
+    request = Request("https://shop.test/list", sid="a", priority=3, impersonate="chrome", timeout=5)
+    followed = make(request=request).follow("/p/1", sid="b", priority=0, impersonate="chrome131_android")
+    assert (followed.sid, followed.priority) == ("b", 0)
+    assert followed.session_kwargs["impersonate"] == "chrome131_android"
+    assert followed.session_kwargs["timeout"] == 5
+
+
+def test_follow_is_a_get_unless_method_and_body_are_given_again():
+    request = Request("https://shop.test/form", method="POST", data={"a": "1"}, json={"b": 2}, params={"q": "x"})
+    followed = make(request=request).follow("/next")
+    for name in ("method", "data", "json", "params", "files", "multipart"):
+        assert name not in followed.session_kwargs
+
+
+def test_follow_drops_inherited_content_length_and_never_mutates_the_parent():
+    headers = {"Content-Length": "10", "X-Token": "t"}
+    request = Request("https://shop.test/form", headers=headers, extra_headers={"content-length": "3"})
+    followed = make(request=request).follow("/next")
+    assert followed.session_kwargs["headers"] == {"X-Token": "t", "referer": "https://shop.test/list"}
+    assert followed.session_kwargs["extra_headers"] == {"referer": "https://shop.test/list"}
+    assert headers == {"Content-Length": "10", "X-Token": "t"}
+    assert request.session_kwargs["extra_headers"] == {"content-length": "3"}
+
+
+def test_referer_flow_sets_referer_for_http_and_browsers_and_turns_off_google_search():
+    followed = make(request=Request("https://shop.test/list", google_search=True)).follow("/p/1")
+    assert followed.session_kwargs["headers"]["referer"] == "https://shop.test/list"
+    assert followed.session_kwargs["extra_headers"]["referer"] == "https://shop.test/list"
+    assert followed.session_kwargs["google_search"] is False
+
+
+def test_follow_without_referer_flow_adds_nothing():
+    followed = make(request=Request("https://shop.test/list")).follow("/p/1", referer_flow=False)
+    assert followed.session_kwargs == {}
+
+
+def test_follow_merges_meta_with_new_keys_winning():
+    response = make(request=Request("https://shop.test/list"), meta={"a": 1, "b": 1})
+    assert response.follow("/p", meta={"b": 2}).meta == {"a": 1, "b": 2}
+    assert response.meta == {"a": 1, "b": 1}
+
+
+def test_follow_needs_a_request():
+    import pytest
+
+    with pytest.raises(TypeError, match="no request"):
+        make().follow("/p/1")
