@@ -23,6 +23,7 @@ from shoal.common import keys
 from shoal.common.messages import encode
 from shoal.coordinator.engine import CrawlEngine
 from shoal.coordinator.loader import crawl_spec, spider_source
+from shoal.queue import CrawlQueues
 from shoal.redis_server import RedisServer
 from shoal.spiders import CrawlResult, CrawlStats, ItemList, Spider
 
@@ -109,8 +110,7 @@ async def _local_crawl(spider: Spider, options: LocalOptions) -> AsyncIterator[C
         try:
             yield CrawlEngine(redis, spider, crawl_id)
         finally:
-            sids = spider.session_manager.session_ids
-            await redis.hdel(keys.QUEUES, *(keys.queue(crawl_id, sid) for sid in sids))
+            await CrawlQueues(redis, crawl_id).retire()
             await asyncio.to_thread(_stop_workers, workers)
             await redis.aclose()
 

@@ -167,6 +167,16 @@ class CrawlQueues:
             keys.QUEUES, mapping={keys.queue(self.crawl, sid): kind for sid, kind in sids_by_kind.items()}
         )
 
+    async def retire(self) -> None:
+        """Unregister the crawl's job streams: workers stop reading them and close its sessions."""
+        streams = [
+            key
+            for key, _ in (await self.redis.hgetall(keys.QUEUES)).items()
+            if _text(key).startswith(keys.queue(self.crawl, ""))
+        ]
+        if streams:
+            await self.redis.hdel(keys.QUEUES, *streams)
+
     async def commit(self, commits: Iterable[Commit]) -> list[int]:
         """Store each commit atomically; returns per commit the number of new requests (-1: already done)."""
         base = [

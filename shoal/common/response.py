@@ -64,9 +64,7 @@ class Response:
         self._selector: Selector | None = None
 
     def _decode(self) -> None:
-        encoding, self._text = html_to_unicode(
-            self.headers.get("content-type"), self.body, auto_detect_fun=None
-        )
+        encoding, self._text = html_to_unicode(self.headers.get("content-type"), self.body, auto_detect_fun=None)
         self._encoding = self._encoding or encoding
 
     @property

@@ -19,7 +19,7 @@ from shoal.common.request import Request
 from shoal.common.response import Response
 from shoal.common.sessions import check_request_kwargs
 from shoal.coordinator.records import from_record, to_record
-from shoal.coordinator.stats import DOMAIN_BYTES, SESSION, STATUS, stats_from_hash
+from shoal.coordinator.stats import DOMAIN_BYTES, SESSION, STATUS, WORKER, stats_from_hash
 from shoal.queue import Commit, CrawlQueues, Scheduled, frontier_member
 from shoal.spiders import CrawlStats, Spider
 
@@ -156,12 +156,19 @@ class CrawlEngine:
             return commit
         request = from_record(result.request, self.spider)
         commit.sid, commit.domain = request.sid, request.domain
-        if result.error is not None:
-            _count(stats, "failed_requests_count")
-            error = FetchFailed(result.error.kind, result.error.message)
-            self.log.error("Failed %s: %s", request, error)
-            await self.spider.on_error(request, error)
-            return commit
+        try:
+            if result.error is not None:
+                _count(stats, "failed_requests_count")
+                error = FetchFailed(result.error.kind, result.error.message)
+                self.log.error("Failed %s: %s", request, error)
+                await self.spider.on_error(request, error)
+            else:
+                await self._handle_response(request, result, commit, stats)
+        except Exception as e:  # a hook (is_blocked, on_error ...) raised: the response is done with
+            await self._spider_error(request, e)
+        return commit
+
+    async def _handle_response(self, request: Request, result: FetchResult, commit: Commit, stats: dict) -> None:
         response = Response(
             result.url or request.url,
             result.status,
@@ -174,6 +181,7 @@ class CrawlEngine:
         )
         _count(stats, "requests_count")
         _count(stats, f"{SESSION}{request.sid}")
+        _count(stats, f"{WORKER}{result.worker}")
         _count(stats, f"{STATUS}{result.status}")
         _count(stats, "response_bytes", len(result.body))
         _count(stats, f"{DOMAIN_BYTES}{request.domain}", len(result.body))
@@ -182,7 +190,6 @@ class CrawlEngine:
             await self._retry_blocked(request, response, commit)
         else:
             await self._run_callback(request, response, commit, stats)
-        return commit
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -227,6 +234,7 @@ class CrawlEngine:
                     await self._consume(entries)
         finally:
             await self.spider.on_close()
+        await self.queues.retire()
         await self.redis.hset(keys.state(self.crawl), mapping={"state": "finished", "finished": time.time()})
         stats = await self.stats()
         self.log.info("%s", stats.to_dict())

@@ -17,7 +17,7 @@ COUNTERS = (
 )
 
 #: Prefixes of per-key counters: field ``status:200`` is ``response_status_count["status_200"]``.
-STATUS, SESSION, DOMAIN_BYTES = "status:", "sid:", "domain_bytes:"
+STATUS, SESSION, DOMAIN_BYTES, WORKER = "status:", "sid:", "domain_bytes:", "worker:"
 
 
 def stats_from_hash(fields: dict[bytes, bytes]) -> CrawlStats:
@@ -31,6 +31,8 @@ def stats_from_hash(fields: dict[bytes, bytes]) -> CrawlStats:
             stats.response_status_count[f"status_{name.removeprefix(STATUS)}"] = value
         elif name.startswith(SESSION):
             stats.sessions_requests_count[name.removeprefix(SESSION)] = value
+        elif name.startswith(WORKER):
+            stats.workers_requests_count[name.removeprefix(WORKER)] = value
         elif name.startswith(DOMAIN_BYTES):
             stats.domains_response_bytes[name.removeprefix(DOMAIN_BYTES)] = value
         else:

@@ -107,6 +107,7 @@ class CrawlStats:
     response_status_count: dict = field(default_factory=dict)
     domains_response_bytes: dict = field(default_factory=dict)
     sessions_requests_count: dict = field(default_factory=dict)
+    workers_requests_count: dict = field(default_factory=dict)  # shoal: pages fetched per worker process
     proxies: list = field(default_factory=list)
     log_levels_counter: dict = field(default_factory=dict)
 
@@ -132,6 +133,7 @@ class CrawlStats:
             "requests_count": self.requests_count,
             "requests_per_second": round(self.requests_per_second, 2),
             "sessions_requests_count": self.sessions_requests_count,
+            "workers_requests_count": self.workers_requests_count,
             "failed_requests_count": self.failed_requests_count,
             "offsite_requests_count": self.offsite_requests_count,
             "robots_disallowed_count": self.robots_disallowed_count,

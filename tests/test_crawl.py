@@ -1,0 +1,250 @@
+"""A real distributed crawl: private Redis, coordinator in-process, worker processes, local HTTP site."""
+
+import asyncio
+
+import pytest
+from shoal.fetchers import FetcherSession
+
+from shoal.spiders import Request, Response, Spider
+
+
+def run(spider: Spider, redis_url: str, **options):
+    return spider.start(redis_url=redis_url, **options)
+
+
+class ShopSpider(Spider):
+    name = "shop"
+    concurrent_requests = 16
+    logging_level = 30
+
+    def __init__(self, base: str, **kwargs):
+        self.start_urls = [f"{base}/products"]
+        super().__init__(**kwargs)
+
+    async def parse(self, response: Response):
+        for link in response.css("a.product::attr(href)").getall():
+            yield response.follow(link, callback=self.parse_product)
+        if next_page := response.css("a.next::attr(href)").get():
+            yield response.follow(next_page)
+
+    async def parse_product(self, response: Response):
+        yield {"name": response.css("h1::text").get(""), "price": response.css(".price::text").get("")}
+
+
+def as_set(items):
+    return sorted((item["name"], item["price"]) for item in items)
+
+
+def test_shop_crawl_returns_exactly_the_sites_items_and_ends_by_itself(shop, redis_url, tmp_path):
+    result = run(ShopSpider(shop.url), redis_url, output=tmp_path / "items.jsonl")
+    assert as_set(result.items) == as_set(shop.site.expected_items())
+    assert len(result.items) == len(shop.site.expected_items())
+    assert result.completed
+    assert result.stats.items_scraped == len(result.items)
+    assert result.stats.requests_count == result.stats.response_status_count["status_200"]
+    assert (tmp_path / "items.jsonl").read_text().count("\n") == len(result.items)
+
+
+class PrioritySpider(Spider):
+    name = "priority"
+    concurrent_requests = 1
+    logging_level = 30
+
+    def __init__(self, base: str):
+        self.base = base
+        super().__init__()
+
+    async def start_requests(self):
+        yield Request(f"{self.base}/echo?start", callback=self.fan_out)
+
+    async def fan_out(self, response: Response):
+        for n, priority in enumerate([0, 5, 1, 5, 0, 9]):
+            yield Request(f"{self.base}/echo?n={n}", priority=priority, meta={"n": n})
+
+    async def parse(self, response: Response):
+        yield {"n": response.meta["n"]}
+
+
+def test_higher_priority_is_fetched_first_and_fifo_within_a_priority(shop, redis_url):
+    result = run(PrioritySpider(shop.url), redis_url)
+    assert [item["n"] for item in result.items] == [5, 1, 3, 2, 0, 4]
+
+
+class DedupSpider(Spider):
+    name = "dedup"
+    logging_level = 30
+
+    def __init__(self, base: str):
+        self.base = base
+        super().__init__()
+
+    async def start_requests(self):
+        yield Request(f"{self.base}/echo?a=1&b=2", meta={"copy": "first"})
+        yield Request(f"{self.base}/echo?b=2&a=1", meta={"copy": "same url, other query order"})
+        yield Request(f"{self.base}/echo?a=1&b=2#frag", meta={"copy": "fragment"})
+        yield Request(f"{self.base}/echo?a=1&b=2", dont_filter=True, meta={"copy": "dont_filter"})
+        yield Request(f"{self.base}/echo?a=1&b=2", method="POST", meta={"copy": "post"})
+
+    async def parse(self, response: Response):
+        yield {"copy": response.meta["copy"]}
+
+
+def test_duplicates_are_fetched_once_unless_dont_filter(shop, redis_url):
+    result = run(DedupSpider(shop.url), redis_url)
+    assert sorted(item["copy"] for item in result.items) == ["dont_filter", "first", "post"]
+
+
+class MetaAndKwargsSpider(Spider):
+    name = "inherit"
+    logging_level = 30
+
+    def __init__(self, base: str):
+        self.base = base
+        super().__init__()
+
+    def configure_sessions(self, manager):
+        manager.add("http", FetcherSession(headers={"X-Session": "s"}))
+
+    async def start_requests(self):
+        yield Request(
+            f"{self.base}/echo?page=1", headers={"X-Token": "t1"}, meta={"from": "start", "keep": 1}, method="POST"
+        )
+
+    async def parse(self, response: Response):
+        if response.meta.get("from") == "start":
+            yield response.follow("/echo?page=2", meta={"from": "follow"}, headers={"X-Extra": "e"})
+        yield {"meta": response.meta, "seen": response.json(), "sid": response.request.sid}
+
+
+def test_meta_merges_and_session_kwargs_are_inherited_up_to_the_server(shop, redis_url):
+    result = run(MetaAndKwargsSpider(shop.url), redis_url)
+    first, second = sorted(result.items, key=lambda item: item["seen"]["query"])
+    assert first["seen"]["method"] == "POST"
+    assert second["meta"] == {"from": "follow", "keep": 1}
+    headers = second["seen"]["headers"]
+    assert headers["x-token"] == "t1" and headers["x-extra"] == "e" and headers["x-session"] == "s"
+    assert headers["referer"].endswith("/echo?page=1")
+    assert second["seen"]["method"] == "GET"  # a followed link is a GET unless given again
+    assert second["sid"] == "http"
+
+
+class BlockedSpider(Spider):
+    name = "blocked"
+    logging_level = 30
+
+    def __init__(self, base: str):
+        self.base = base
+        self.retried: list[int] = []
+        super().__init__()
+
+    async def start_requests(self):
+        yield Request(f"{self.base}/blocked-once?key=k1")
+        yield Request(f"{self.base}/status/503", callback=self.never)
+
+    async def retry_blocked_request(self, request: Request, response: Response) -> Request:
+        self.retried.append(response.status)
+        return request
+
+    async def parse(self, response: Response):
+        yield {"h1": response.css("h1::text").get()}
+
+    async def never(self, response: Response):
+        yield {"unexpected": response.status}
+
+
+def test_blocked_responses_are_retried_up_to_max_blocked_retries(shop, redis_url):
+    spider = BlockedSpider(shop.url)
+    result = run(spider, redis_url)
+    assert result.items == [{"h1": "ok k1"}]
+    assert result.stats.blocked_requests_count == 1 + 4  # blocked-once once; 503 on every one of 1 + 3 tries
+    assert sorted(spider.retried) == [403, 503, 503, 503]
+
+
+class OffsiteSpider(Spider):
+    name = "offsite"
+    allowed_domains = {"127.0.0.1"}
+    logging_level = 30
+
+    def __init__(self, base: str):
+        self.start_urls = [f"{base}/offsite"]
+        super().__init__()
+
+    async def parse(self, response: Response):
+        for href in response.css("a::attr(href)").getall():
+            yield response.follow(href, callback=self.parse_product)
+
+    async def parse_product(self, response: Response):
+        yield {"url": response.url}
+
+
+def test_offsite_requests_are_counted_and_dropped(shop, redis_url):
+    result = run(OffsiteSpider(shop.url), redis_url)
+    assert [item["url"] for item in result.items] == [f"{shop.url}/product/1"]
+    assert result.stats.offsite_requests_count == 1
+
+
+class TwoSidSpider(Spider):
+    name = "two-sids"
+    concurrent_requests = 2
+    logging_level = 30
+
+    def __init__(self, base: str):
+        self.base = base
+        super().__init__()
+
+    def configure_sessions(self, manager):
+        manager.add("fast", FetcherSession())
+        manager.add("stalled", FetcherSession())
+
+    async def start_requests(self):
+        for n in range(4):
+            yield Request(f"{self.base}/echo?stalled={n}", sid="stalled")
+        for n in range(30):
+            yield Request(f"{self.base}/product/{n + 1}", sid="fast")
+
+    async def parse(self, response: Response):
+        yield {"sid": response.request.sid}
+
+
+async def test_a_sid_without_live_workers_does_not_slow_another_sid(shop, redis_url):
+    spider = TwoSidSpider(shop.url)
+    items = []
+
+    async def collect():
+        async for item in spider.stream(redis_url=redis_url, workers={"stalled": 0}):
+            items.append(item)
+            if len(items) == 30:
+                return
+
+    await asyncio.wait_for(collect(), timeout=60)
+    assert {item["sid"] for item in items} == {"fast"}
+
+
+def test_two_workers_on_one_sid_share_the_load(shop, redis_url):
+    spider = ShopSpider(shop.url)
+    result = run(spider, redis_url, workers={"default": 2})
+    assert len(result.items) == len(shop.site.expected_items())
+    per_worker = result.stats.workers_requests_count
+    assert len(per_worker) == 2, per_worker
+    assert min(per_worker.values()) >= result.stats.requests_count // 5, per_worker
+
+
+@pytest.mark.parametrize("bad", ["ftp://127.0.0.1/file", "not a url"])
+def test_invalid_urls_yielded_by_a_callback_are_errors_not_crashes(shop, redis_url, bad):
+    class BadUrls(Spider):
+        name = "bad-urls"
+        logging_level = 50
+        start_urls = [f"{shop.url}/echo"]
+        errors: list[str] = []
+
+        async def parse(self, response: Response):
+            yield Request(bad)
+            yield {"ok": True}
+
+        async def on_error(self, request, error):
+            self.errors.append(str(error))
+
+    spider = BadUrls()
+    result = run(spider, redis_url)
+    assert result.items == [{"ok": True}]
+    assert "http:// and https://" in spider.errors[0]
