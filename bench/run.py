@@ -1,0 +1,118 @@
+"""Benchmark: shoal's local mode against Scrapling's Spider on the same generated shop, same run.
+
+    uv run --group bench python bench/run.py [--products 10000] [--concurrency 64]
+
+Serves a shop (listing pages of 20 products; product pages of 15-30 KB, each linking 3 related
+products) from a local server, crawls it with each tool in its own process, checks that each found
+exactly one item per product, and prints pages/s, CPU seconds and peak RSS (all processes of the
+tool: for shoal the coordinator, its workers and its private Redis) and the ratios.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from shoal.demo.site import ShopSite, start_site
+
+SPIDER_BODY = '''
+    name = "bench"
+    concurrent_requests = {concurrency}
+    logging_level = 40
+
+    async def parse(self, response):
+        for link in response.css("a.product::attr(href)").getall():
+            yield response.follow(link, callback=self.parse_product)
+        next_page = response.css("a.next::attr(href)").get()
+        if next_page:
+            yield response.follow(next_page)
+
+    async def parse_product(self, response):
+        for link in response.css("a.related::attr(href)").getall():
+            yield response.follow(link, callback=self.parse_product)
+        yield {{"name": response.css("h1::text").get(""), "price": response.css(".price::text").get("")}}
+'''
+
+CRAWLER = {
+    "shoal": "from shoal.spiders import Spider",
+    "scrapling": "from scrapling.spiders import Spider",
+}
+
+RUNNER = '''
+import json, sys, time
+{import_line}
+
+class BenchSpider(Spider):
+    start_urls = [sys.argv[1] + "/products"]
+{body}
+
+started = time.perf_counter()
+result = BenchSpider().start()
+elapsed = time.perf_counter() - started
+names = {{item["name"] for item in result.items}}
+print(json.dumps({{"pages": result.stats.requests_count, "items": len(result.items), "unique": len(names),
+                  "elapsed": elapsed}}))
+'''
+
+
+def measure(tool: str, url: str, concurrency: int) -> dict:
+    """Run one tool's crawl in a child process; sample CPU and RSS of its whole process tree."""
+    code = RUNNER.format(import_line=CRAWLER[tool], body=SPIDER_BODY.format(concurrency=concurrency))
+    child = psutil.Popen([sys.executable, "-c", code, url], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    peak_rss, cpu = 0, {}
+    while child.poll() is None:
+        try:
+            tree = [child, *child.children(recursive=True)]
+            rss = 0
+            for process in tree:
+                with process.oneshot():
+                    times = process.cpu_times()
+                    cpu[process.pid] = times.user + times.system + times.children_user + times.children_system
+                    rss += process.memory_info().rss
+            peak_rss = max(peak_rss, rss)
+        except psutil.Error:
+            pass
+        time.sleep(0.1)
+    report = json.loads(child.stdout.read().decode().strip().splitlines()[-1])
+    report.update(cpu_s=sum(cpu.values()), peak_rss_mb=peak_rss / 2**20)
+    report["pages_per_s"] = report["pages"] / report["elapsed"]
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--tools", default="scrapling,shoal")
+    args = parser.parse_args()
+    site = ShopSite(products=args.products)
+    expected = len(site.expected_items())
+    results = {}
+    with start_site(site) as running:
+        for tool in args.tools.split(","):
+            results[tool] = report = measure(tool, running.url, args.concurrency)
+            ok = report["items"] == expected and report["unique"] == expected
+            print(
+                f"{tool:>10}: {report['pages']} pages in {report['elapsed']:.1f} s"
+                f" = {report['pages_per_s']:.0f} pages/s, CPU {report['cpu_s']:.1f} s,"
+                f" peak RSS {report['peak_rss_mb']:.0f} MB,"
+                f" items {report['items']}/{expected} {'OK' if ok else 'WRONG'}"
+            )
+            if not ok:
+                sys.exit(f"{tool} did not find exactly the {expected} items")
+    if {"shoal", "scrapling"} <= results.keys():
+        shoal, scrapling = results["shoal"], results["scrapling"]
+        print(
+            f"shoal / scrapling: {shoal['pages_per_s'] / scrapling['pages_per_s']:.2f}x pages/s, "
+            f"{shoal['cpu_s'] / scrapling['cpu_s']:.2f}x CPU, "
+            f"{shoal['peak_rss_mb'] / scrapling['peak_rss_mb']:.2f}x RSS"
+        )
+    Path("bench/last-run.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
