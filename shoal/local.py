@@ -34,6 +34,7 @@ class LocalOptions:
 
     redis_url: str | None = None
     workers: dict[str, int] = field(default_factory=dict)  # sid -> worker processes (default 1)
+    capacity: int = 64  # jobs each worker holds at once
     output: str | Path | None = None
     args: dict[str, Any] = field(default_factory=dict)
     source: tuple[str, str] | None = None  # (module source, filename) when known
@@ -58,7 +59,7 @@ def _redis_url(url: str | None) -> Iterator[str]:
         yield server.url
 
 
-def _start_workers(spider: Spider, redis_url: str, counts: dict[str, int]) -> list[subprocess.Popen]:
+def _start_workers(spider: Spider, redis_url: str, counts: dict[str, int], capacity: int) -> list[subprocess.Popen]:
     manager = spider.session_manager
     unknown = set(counts) - set(manager.session_ids)
     if unknown:
@@ -66,7 +67,7 @@ def _start_workers(spider: Spider, redis_url: str, counts: dict[str, int]) -> li
     processes = []
     for sid in manager.session_ids:
         command = [sys.executable, "-m", "shoal", "worker", "--redis", redis_url]
-        command += ["--kind", manager.get(sid).kind, "--sid", sid]
+        command += ["--kind", manager.get(sid).kind, "--sid", sid, "--capacity", str(capacity)]
         processes += [subprocess.Popen(command) for _ in range(counts.get(sid, 1))]
     return processes
 
@@ -106,7 +107,7 @@ async def _local_crawl(spider: Spider, options: LocalOptions) -> AsyncIterator[C
         crawl_id = f"{spider.name}-{uuid.uuid4().hex[:8]}"
         await redis.set(keys.spec(crawl_id), encode(crawl_spec(crawl_id, spider, source, filename, options.args)))
         await redis.sadd(keys.CRAWLS, crawl_id)
-        workers = _start_workers(spider, url, options.workers)
+        workers = _start_workers(spider, url, options.workers, options.capacity)
         try:
             yield CrawlEngine(redis, spider, crawl_id)
         finally:

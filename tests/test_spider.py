@@ -3,8 +3,8 @@
 import logging
 
 import pytest
-from shoal.fetchers import AsyncDynamicSession, AsyncStealthySession, FetcherSession
 
+from shoal.fetchers import AsyncDynamicSession, AsyncStealthySession, FetcherSession
 from shoal.spiders import BLOCKED_CODES, Request, Response, SessionConfigurationError, SessionManager, Spider
 
 

@@ -1,0 +1,3 @@
+from shoal.demo.site import main
+
+main()

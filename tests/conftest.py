@@ -1,0 +1,33 @@
+"""Shared fixtures: a real redis-server for the session, and the demo shop on 127.0.0.1."""
+
+import pytest
+import redis
+
+from shoal.demo.site import RunningSite, ShopSite, start_site
+from shoal.redis_server import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The test Redis, emptied before each test."""
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def shop():
+    with start_site(ShopSite(products=100)) as running:
+        yield running
+
+
+@pytest.fixture
+def shop_url(shop: RunningSite) -> str:
+    return shop.url
