@@ -1,0 +1,155 @@
+"""The data plane's guarantees, on a real Redis: one result per job, take-over of silent workers,
+dead letters, and commits that happen once."""
+
+import asyncio
+import os
+import signal
+import threading
+import time
+
+import msgspec
+import psutil
+import pytest
+from redis.asyncio import Redis
+
+from shoal.common import keys
+from shoal.common.messages import FetchJob, FetchResult, RequestRecord, decode, encode
+from shoal.queue import Commit, CrawlQueues, JobStreams, Scheduled, frontier_member
+from shoal.spiders import Response, Spider
+from shoal.workers.worker import Worker
+
+CRAWL = "c1"
+
+
+def scheduled(url: str, priority: int = 0) -> Scheduled:
+    job = encode(FetchJob(crawl=CRAWL, request=RequestRecord(url=url, sid="default")))
+    prefix, tail = frontier_member(priority, "e.test", job)
+    return Scheduled("default", url.encode(), False, prefix, tail)
+
+
+@pytest.fixture
+async def redis(redis_url):
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def queues(redis):
+    queues = CrawlQueues(redis, CRAWL)
+    await queues.create({"default": "http"})
+    return queues
+
+
+async def test_a_job_finished_by_two_workers_yields_one_response(redis, queues):
+    await queues.commit([Commit(requests=[scheduled("https://e.test/1")])])
+    assert (await queues.dispatch("default", 4, 0, 0)).sent == 1
+    first, second = JobStreams(redis, "w1", "http"), JobStreams(redis, "w2", "http")
+    await first.refresh(), await second.refresh()
+    [job] = await first.read(10, 100)
+    [stolen] = await second.reclaim(10, min_idle_ms=0)
+    assert stolen.deliveries == 2
+    result = encode(FetchResult(crawl=CRAWL, request=decode(job.payload, FetchJob).request, status=200))
+    assert await second.finish(stolen, result) is True
+    assert await first.finish(job, result) is False
+    assert await redis.xlen(keys.responses(CRAWL)) == 1
+
+
+async def test_jobs_of_a_worker_that_stops_answering_are_taken_over(redis, queues):
+    await queues.commit([Commit(requests=[scheduled(f"https://e.test/{n}") for n in range(3)])])
+    await queues.dispatch("default", 4, 0, 0)
+    silent, live = JobStreams(redis, "silent", "http"), JobStreams(redis, "live", "http")
+    await silent.refresh(), await live.refresh()
+    assert len(await silent.read(10, 100)) == 3
+    assert await live.reclaim(10, min_idle_ms=60_000) == []
+    await asyncio.sleep(0.2)
+    taken = await live.reclaim(10, min_idle_ms=150)
+    assert len(taken) == 3
+
+
+async def test_touched_jobs_are_not_taken_over(redis, queues):
+    await queues.commit([Commit(requests=[scheduled("https://e.test/1")])])
+    await queues.dispatch("default", 4, 0, 0)
+    busy, other = JobStreams(redis, "busy", "http"), JobStreams(redis, "other", "http")
+    await busy.refresh(), await other.refresh()
+    held = await busy.read(10, 100)
+    await asyncio.sleep(0.2)
+    await busy.touch(held)
+    assert await other.reclaim(10, min_idle_ms=150) == []
+
+
+async def test_a_response_is_committed_once(redis, queues):
+    entry = await redis.xadd(keys.responses(CRAWL), {"r": b"x"})
+    await redis.xreadgroup(keys.COORDINATOR_GROUP, "coordinator", {keys.responses(CRAWL): ">"})
+    commit = Commit(response_id=entry.decode(), items=[b'{"a":1}'], stats={"items_scraped": 1})
+    assert await queues.commit([commit, commit]) == [0, -1]
+    assert await redis.xlen(keys.items(CRAWL)) == 1
+    assert await redis.hget(keys.stats(CRAWL), "items_scraped") == b"1"
+
+
+async def test_dispatch_respects_priority_then_fifo_and_capacity(redis, queues):
+    urls = [("https://e.test/a", 0), ("https://e.test/b", 5), ("https://e.test/c", 0), ("https://e.test/d", 5)]
+    await queues.commit([Commit(requests=[scheduled(url, priority) for url, priority in urls])])
+    result = await queues.dispatch("default", 3, 0, 0)
+    assert (result.sent, result.frontier, result.inflight) == (3, 1, 3)
+    entries = await redis.xrange(keys.queue(CRAWL, "default"))
+    assert [decode(f[b"j"], FetchJob).request.url[-1] for _, f in entries] == ["b", "d", "a"]
+
+
+async def test_duplicates_are_scheduled_once_unless_dont_filter(redis, queues):
+    again = scheduled("https://e.test/1")
+    forced = Scheduled(again.sid, again.fp, True, again.prefix, again.tail)
+    assert await queues.commit([Commit(requests=[scheduled("https://e.test/1"), again, forced])]) == [2]
+
+
+async def test_a_malformed_job_is_dead_lettered_and_the_worker_goes_on(redis, queues):
+    await redis.xadd(keys.queue(CRAWL, "default"), {"j": msgspec.msgpack.encode({"not": "a job"})})
+    await redis.xadd(keys.queue(CRAWL, "default"), {"other": b"foreign"})
+    stop = asyncio.Event()
+    task = asyncio.create_task(Worker(redis, "http").run(stop))
+    try:
+        for _ in range(100):
+            if await redis.xlen(keys.dead_letters(CRAWL)) == 2:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+    dead = await redis.xrange(keys.dead_letters(CRAWL))
+    assert [b"not a valid FetchJob" in fields[b"reason"] for _, fields in dead] == [True, True]
+    assert await redis.xlen(keys.responses(CRAWL)) == 0
+    assert await redis.xlen(keys.queue(CRAWL, "default")) == 0
+
+
+class SlowPages(Spider):
+    name = "slow"
+    concurrent_requests = 8
+    logging_level = 40
+
+    def __init__(self, base: str):
+        self.start_urls = [f"{base}/slow?seconds=0.3&n={n}" for n in range(32)]
+        super().__init__()
+
+    async def parse(self, response: Response):
+        yield {"url": response.url}
+
+
+def test_killing_a_worker_mid_crawl_loses_and_repeats_nothing(shop, redis_url):
+    killed: list[int] = []
+
+    def kill_one_worker() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not killed:
+            workers = [p for p in psutil.Process().children() if "worker" in p.cmdline()]
+            if len(workers) == 2 and len(shop.log) >= 4:
+                os.kill(workers[0].pid, signal.SIGKILL)
+                killed.append(workers[0].pid)
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_one_worker)
+    killer.start()
+    result = SlowPages(shop.url).start(redis_url=redis_url, workers={"default": 2}, capacity=4)
+    killer.join()
+    assert killed, "no worker was killed"
+    urls = [item["url"] for item in result.items]
+    assert len(urls) == len(set(urls)) == 32
