@@ -19,7 +19,7 @@ import psutil
 
 from shoal.demo.site import ShopSite, start_site
 
-SPIDER_BODY = '''
+SPIDER_BODY = """
     name = "bench"
     concurrent_requests = {concurrency}
     logging_level = 40
@@ -35,14 +35,14 @@ SPIDER_BODY = '''
         for link in response.css("a.related::attr(href)").getall():
             yield response.follow(link, callback=self.parse_product)
         yield {{"name": response.css("h1::text").get(""), "price": response.css(".price::text").get("")}}
-'''
+"""
 
 CRAWLER = {
     "shoal": "from shoal.spiders import Spider",
     "scrapling": "from scrapling.spiders import Spider",
 }
 
-RUNNER = '''
+RUNNER = """
 import json, sys, time
 {import_line}
 
@@ -56,7 +56,7 @@ elapsed = time.perf_counter() - started
 names = {{item["name"] for item in result.items}}
 print(json.dumps({{"pages": result.stats.requests_count, "items": len(result.items), "unique": len(names),
                   "elapsed": elapsed}}))
-'''
+"""
 
 
 def measure(tool: str, url: str, concurrency: int) -> dict:
