@@ -23,6 +23,8 @@ from redis.exceptions import ResponseError
 from shoal.common import keys
 
 _MAX_PRIORITY = 2**63 - 1
+#: Jobs no worker took for this long mark their pool as down: they stop holding other sids' slots.
+STALE_MS = 1000
 
 COMMIT = """
 local rid = ARGV[1]
@@ -55,44 +57,79 @@ return added
 """
 
 DISPATCH = """
-local sid, room = ARGV[1], tonumber(ARGV[2]) - tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
-local limit, delay, scan = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local sent, wait = 0, -1
-local function send(member)
-  local nl = string.find(member, '\\n', 34, true)
-  local domain = string.sub(member, 34, nl - 1)
-  redis.call('XADD', KEYS[2], '*', 'j', string.sub(member, nl + 1))
-  redis.call('HINCRBY', KEYS[4], domain, 1)
-  sent = sent + 1
-  return domain
-end
-if room > 0 and limit == 0 and delay == 0 then
-  local popped = redis.call('ZPOPMIN', KEYS[1], room)
-  for j = 1, #popped, 2 do send(popped[j]) end
-elseif room > 0 then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, scan - 1)) do
-    if sent >= room then break end
-    local nl = string.find(member, '\\n', 34, true)
-    local domain = string.sub(member, 34, nl - 1)
-    local ready = limit == 0 or tonumber(redis.call('HGET', KEYS[4], domain) or '0') < limit
-    if ready and delay > 0 then
-      local next_at = tonumber(redis.call('HGET', KEYS[5], domain) or '0')
-      if next_at > now then
-        ready = false
-        if wait < 0 or next_at - now < wait then wait = next_at - now end
-      end
-    end
-    if ready then
-      redis.call('ZREM', KEYS[1], member)
-      send(member)
-      if delay > 0 then redis.call('HSET', KEYS[5], domain, now + delay) end
+local capacity, limit, delay, scan = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local n, first, group, stale_ms = (#KEYS - 3) / 2, tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Jobs waiting in a stream that no worker took for stale_ms belong to a pool that is down or busy:
+-- they do not hold other sids' slots.
+local function waiting_since(stream)
+  local info = redis.call('XINFO', 'GROUPS', stream)
+  for _, g in ipairs(info) do
+    local fields = {}
+    for f = 1, #g, 2 do fields[g[f]] = g[f + 1] end
+    if fields['name'] == group then
+      local oldest = redis.call('XRANGE', stream, '(' .. fields['last-delivered-id'], '+', 'COUNT', 1)[1]
+      if oldest then return tonumber(string.match(oldest[1], '^(%d+)')) end
     end
   end
+  return now
 end
-if sent > 0 then redis.call('HINCRBY', KEYS[3], sid, sent) end
-return {sent, wait, redis.call('ZCARD', KEYS[1]), tonumber(redis.call('HGET', KEYS[3], sid) or '0')}
+local undelivered, leased, inflight_total, fresh_waiting = {}, 0, 0, 0
+for i = 1, n do
+  local stream = KEYS[3 + 2 * i]
+  local inflight = tonumber(redis.call('HGET', KEYS[1], ARGV[7 + i]) or '0')
+  undelivered[i] = redis.call('XLEN', stream) - redis.call('XPENDING', stream, group)[1]
+  leased = leased + inflight - undelivered[i]
+  inflight_total = inflight_total + inflight
+  if undelivered[i] > 0 and now - waiting_since(stream) < stale_ms then
+    fresh_waiting = fresh_waiting + undelivered[i]
+    undelivered[i] = 0  -- counted once, in fresh_waiting
+  end
+end
+local sent_total, wait, frontier_total = 0, -1, 0
+for k = 0, n - 1 do
+  local i = (first + k) % n + 1
+  local frontier, stream, sid = KEYS[2 + 2 * i], KEYS[3 + 2 * i], ARGV[7 + i]
+  local room, sent = capacity - leased - fresh_waiting - undelivered[i], 0
+  local function send(member)
+    local nl = string.find(member, '\\n', 34, true)
+    local domain = string.sub(member, 34, nl - 1)
+    redis.call('XADD', stream, '*', 'j', string.sub(member, nl + 1))
+    redis.call('HINCRBY', KEYS[2], domain, 1)
+    sent = sent + 1
+    return domain
+  end
+  if room > 0 and limit == 0 and delay == 0 then
+    local popped = redis.call('ZPOPMIN', frontier, room)
+    for j = 1, #popped, 2 do send(popped[j]) end
+  elseif room > 0 then
+    for _, member in ipairs(redis.call('ZRANGE', frontier, 0, scan - 1)) do
+      if sent >= room then break end
+      local nl = string.find(member, '\\n', 34, true)
+      local domain = string.sub(member, 34, nl - 1)
+      local ready = limit == 0 or tonumber(redis.call('HGET', KEYS[2], domain) or '0') < limit
+      if ready and delay > 0 then
+        local next_at = tonumber(redis.call('HGET', KEYS[3], domain) or '0')
+        if next_at > now then
+          ready = false
+          if wait < 0 or next_at - now < wait then wait = next_at - now end
+        end
+      end
+      if ready then
+        redis.call('ZREM', frontier, member)
+        send(member)
+        if delay > 0 then redis.call('HSET', KEYS[3], domain, now + delay) end
+      end
+    end
+  end
+  if sent > 0 then redis.call('HINCRBY', KEYS[1], sid, sent) end
+  fresh_waiting = fresh_waiting + sent
+  sent_total = sent_total + sent
+  inflight_total = inflight_total + sent
+  frontier_total = frontier_total + redis.call('ZCARD', frontier)
+end
+return {sent_total, wait, frontier_total, inflight_total}
 """
 
 FINISH_JOB = """
@@ -210,17 +247,35 @@ class CrawlQueues:
                 await self._commit(keys=base + extra, args=args, client=pipe)
             return await pipe.execute()
 
-    async def dispatch(self, sid: str, capacity: int, per_domain: int, delay_ms: int) -> DispatchResult:
-        """Move up to ``capacity - inflight`` requests of ``sid`` from its frontier to its job stream."""
+    async def dispatch(
+        self, sids: list[str], capacity: int, per_domain: int, delay_ms: int, turn: int = 0
+    ) -> DispatchResult:
+        """Move requests from the sids' frontiers to their job streams, as far as politeness allows.
+
+        ``capacity`` bounds the requests in flight across all sids: jobs workers hold, responses not
+        yet processed, and jobs waiting in a stream. Jobs that waited longer than ``stale_ms``
+        without a worker taking them stop counting for the other sids, so a sid whose pool is down
+        never holds another sid's slots; each sid's waiting jobs stay bounded by ``capacity``.
+        ``turn`` rotates which sid is served first.
+        """
+        stream_keys = [key for sid in sids for key in (keys.frontier(self.crawl, sid), keys.queue(self.crawl, sid))]
         result = await self._dispatch(
             keys=[
-                keys.frontier(self.crawl, sid),
-                keys.queue(self.crawl, sid),
                 keys.inflight(self.crawl),
                 keys.domain_inflight(self.crawl),
                 keys.domain_next(self.crawl),
+                *stream_keys,
             ],
-            args=[sid, capacity, per_domain, delay_ms, max(4 * capacity, 64)],
+            args=[
+                capacity,
+                per_domain,
+                delay_ms,
+                max(4 * capacity, 64),
+                turn % len(sids),
+                keys.WORKERS_GROUP,
+                STALE_MS,
+                *sids,
+            ],
         )
         return DispatchResult(*(int(x) for x in result))
 

@@ -260,3 +260,35 @@ def test_invalid_urls_yielded_by_a_callback_are_errors_not_crashes(shop, redis_u
     result = run(spider, redis_url)
     assert result.items == [{"ok": True}]
     assert "http:// and https://" in spider.errors[0]
+
+
+class TwoPoolsSlowSpider(Spider):
+    name = "two-pools"
+    concurrent_requests = 3
+    logging_level = 30
+
+    def __init__(self, base: str):
+        self.base = base
+        super().__init__()
+
+    def configure_sessions(self, manager):
+        manager.add("a", FetcherSession())
+        manager.add("b", FetcherSession())
+
+    async def start_requests(self):
+        for n in range(12):
+            yield Request(f"{self.base}/slow?seconds=0.3&pool=a&n={n}", sid="a")
+            yield Request(f"{self.base}/slow?seconds=0.3&pool=b&n={n}", sid="b")
+
+    async def parse(self, response: Response):
+        yield {"url": response.url}
+
+
+def test_concurrent_requests_bounds_the_requests_in_flight_across_all_sids(shop, redis_url):
+    first = len(shop.log)
+    result = run(TwoPoolsSlowSpider(shop.url), redis_url)
+    assert len(result.items) == 24
+    arrivals = sorted(t for t, _, path in shop.log[first:] if "pool=" in path)
+    busiest = max(sum(1 for other in arrivals if start <= other < start + 0.28) for start in arrivals)
+    assert 2 <= busiest <= 3
+    assert {"a", "b"} == {key for key in result.stats.sessions_requests_count}

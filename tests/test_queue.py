@@ -43,7 +43,7 @@ async def queues(redis):
 
 async def test_a_job_finished_by_two_workers_yields_one_response(redis, queues):
     await queues.commit([Commit(requests=[scheduled("https://e.test/1")])])
-    assert (await queues.dispatch("default", 4, 0, 0)).sent == 1
+    assert (await queues.dispatch(["default"], 4, 0, 0)).sent == 1
     first, second = JobStreams(redis, "w1", "http"), JobStreams(redis, "w2", "http")
     await first.refresh(), await second.refresh()
     [job] = await first.read(10, 100)
@@ -57,7 +57,7 @@ async def test_a_job_finished_by_two_workers_yields_one_response(redis, queues):
 
 async def test_jobs_of_a_worker_that_stops_answering_are_taken_over(redis, queues):
     await queues.commit([Commit(requests=[scheduled(f"https://e.test/{n}") for n in range(3)])])
-    await queues.dispatch("default", 4, 0, 0)
+    await queues.dispatch(["default"], 4, 0, 0)
     silent, live = JobStreams(redis, "silent", "http"), JobStreams(redis, "live", "http")
     await silent.refresh(), await live.refresh()
     assert len(await silent.read(10, 100)) == 3
@@ -69,7 +69,7 @@ async def test_jobs_of_a_worker_that_stops_answering_are_taken_over(redis, queue
 
 async def test_touched_jobs_are_not_taken_over(redis, queues):
     await queues.commit([Commit(requests=[scheduled("https://e.test/1")])])
-    await queues.dispatch("default", 4, 0, 0)
+    await queues.dispatch(["default"], 4, 0, 0)
     busy, other = JobStreams(redis, "busy", "http"), JobStreams(redis, "other", "http")
     await busy.refresh(), await other.refresh()
     held = await busy.read(10, 100)
@@ -90,7 +90,7 @@ async def test_a_response_is_committed_once(redis, queues):
 async def test_dispatch_respects_priority_then_fifo_and_capacity(redis, queues):
     urls = [("https://e.test/a", 0), ("https://e.test/b", 5), ("https://e.test/c", 0), ("https://e.test/d", 5)]
     await queues.commit([Commit(requests=[scheduled(url, priority) for url, priority in urls])])
-    result = await queues.dispatch("default", 3, 0, 0)
+    result = await queues.dispatch(["default"], 3, 0, 0)
     assert (result.sent, result.frontier, result.inflight) == (3, 1, 3)
     entries = await redis.xrange(keys.queue(CRAWL, "default"))
     assert [decode(f[b"j"], FetchJob).request.url[-1] for _, f in entries] == ["b", "d", "a"]

@@ -48,6 +48,7 @@ class CrawlEngine:
         self.queues = CrawlQueues(redis, crawl)
         self.started = time.time()
         self._allowed = set(spider.allowed_domains or ())
+        self._turn = 0
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -194,19 +195,17 @@ class CrawlEngine:
     # -- the loop -------------------------------------------------------------------------------
 
     async def _dispatch(self) -> tuple[bool, int]:
-        """Dispatch every sid; returns (idle, ms until a delayed domain may be dispatched or -1)."""
-        spider, idle, wait = self.spider, True, -1
-        for sid in self.sessions.session_ids:
-            result = await self.queues.dispatch(
-                sid,
-                spider.concurrent_requests,
-                spider.concurrent_requests_per_domain,
-                int(spider.download_delay * 1000),
-            )
-            idle = idle and result.frontier == 0 and result.inflight == 0
-            if result.wait_ms >= 0:
-                wait = result.wait_ms if wait < 0 else min(wait, result.wait_ms)
-        return idle, wait
+        """Dispatch what capacity allows; returns (idle, ms until a delayed domain may go, or -1)."""
+        spider = self.spider
+        self._turn += 1
+        result = await self.queues.dispatch(
+            self.sessions.session_ids,
+            spider.concurrent_requests,
+            spider.concurrent_requests_per_domain,
+            int(spider.download_delay * 1000),
+            self._turn,
+        )
+        return result.frontier == 0 and result.inflight == 0, result.wait_ms
 
     async def _consume(self, entries: list[tuple[str, bytes]]) -> None:
         commits = [await self._process(entry_id, payload) for entry_id, payload in entries]
