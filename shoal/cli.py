@@ -99,7 +99,7 @@ def worker(args: argparse.Namespace) -> int:
         finally:
             await redis.aclose()
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     with contextlib.suppress(ImportError):
         import uvloop
 
@@ -127,6 +127,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=["http", "dynamic", "stealth"], required=True)
     p.add_argument("--sid", action="append", help="serve only this sid (repeatable; default: every sid of the kind)")
     p.add_argument("--capacity", type=int, default=64, help="jobs held at once")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(func=worker)
     return root
 

@@ -67,7 +67,16 @@ def _start_workers(spider: Spider, redis_url: str, counts: dict[str, int], capac
     processes = []
     for sid in manager.session_ids:
         command = [sys.executable, "-m", "shoal", "worker", "--redis", redis_url]
-        command += ["--kind", manager.get(sid).kind, "--sid", sid, "--capacity", str(capacity)]
+        command += [
+            "--kind",
+            manager.get(sid).kind,
+            "--sid",
+            sid,
+            "--capacity",
+            str(capacity),
+            "--log-level",
+            "WARNING",
+        ]
         processes += [subprocess.Popen(command) for _ in range(counts.get(sid, 1))]
     return processes
 
