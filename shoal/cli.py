@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from redis.exceptions import RedisError
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -65,8 +66,12 @@ def run(args: argparse.Namespace) -> int:
         source=(source, str(args.spider_file)),
         on_progress=(lambda p: live.update(_progress_table(p))) if live else None,
     )
-    with live or contextlib.nullcontext():
-        result = run_spider(spider, **vars(options))
+    try:
+        with live or contextlib.nullcontext():
+            result = run_spider(spider, **vars(options))
+    except (RedisError, OSError, RuntimeError, ValueError) as e:
+        console.print(f"[red]shoal: the crawl stopped: {type(e).__name__}: {e}[/red]")
+        return 1
     stats = result.stats
     console.print(_stats_table(stats.to_dict()))
     if args.output:

@@ -16,7 +16,7 @@ from shoal.common import keys
 from shoal.common.messages import FetchJob, FetchResult, RequestRecord, decode, encode
 from shoal.queue import Commit, CrawlQueues, JobStreams, Scheduled, frontier_member
 from shoal.spiders import Response, Spider
-from shoal.workers.worker import Worker
+from shoal.workers.worker import MAX_DELIVERIES, Worker
 
 CRAWL = "c1"
 
@@ -119,6 +119,32 @@ async def test_a_malformed_job_is_dead_lettered_and_the_worker_goes_on(redis, qu
     assert [b"not a valid FetchJob" in fields[b"reason"] for _, fields in dead] == [True, True]
     assert await redis.xlen(keys.responses(CRAWL)) == 0
     assert await redis.xlen(keys.queue(CRAWL, "default")) == 0
+
+
+async def test_a_job_delivered_too_often_is_dead_lettered_and_reported_as_failed(redis, queues):
+    await queues.commit([Commit(requests=[scheduled("https://e.test/poison")])])
+    await queues.dispatch(["default"], 4, 0, 0)
+    crashing = JobStreams(redis, "crashing", "http")
+    await crashing.refresh()
+    await crashing.read(10, 100)
+    for _ in range(MAX_DELIVERIES):  # each take-over by a worker that then dies
+        await crashing.reclaim(10, min_idle_ms=0)
+    stop = asyncio.Event()
+    worker = Worker(redis, "http")
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        for _ in range(200):
+            if await redis.xlen(keys.responses(CRAWL)):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+    [(_, fields)] = await redis.xrange(keys.responses(CRAWL))
+    result = decode(fields[b"r"], FetchResult)
+    assert result.error.kind == "dead_letter" and result.request.url == "https://e.test/poison"
+    [(_, dead)] = await redis.xrange(keys.dead_letters(CRAWL))
+    assert b"delivered" in dead[b"reason"]
 
 
 class SlowPages(Spider):
