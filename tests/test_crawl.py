@@ -222,12 +222,14 @@ async def test_a_sid_without_live_workers_does_not_slow_another_sid(shop, redis_
 
 
 class SlowPagesSpider(Spider):
+    """``pages`` pages that each take ``seconds`` to serve."""
+
     name = "slow-pages"
     concurrent_requests = 8
-    logging_level = 30
+    logging_level = 40
 
-    def __init__(self, base: str):
-        self.start_urls = [f"{base}/slow?seconds=0.2&n={n}" for n in range(24)]
+    def __init__(self, base: str, pages: int = 24, seconds: float = 0.2):
+        self.start_urls = [f"{base}/slow?seconds={seconds}&n={n}" for n in range(pages)]
         super().__init__()
 
     async def parse(self, response: Response):

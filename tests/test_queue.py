@@ -15,8 +15,8 @@ from redis.asyncio import Redis
 from shoal.common import keys
 from shoal.common.messages import FetchJob, FetchResult, RequestRecord, decode, encode
 from shoal.queue import Commit, CrawlQueues, JobStreams, Scheduled, frontier_member
-from shoal.spiders import Response, Spider
 from shoal.workers.worker import MAX_DELIVERIES, Worker
+from tests.test_crawl import SlowPagesSpider
 
 CRAWL = "c1"
 
@@ -147,19 +147,6 @@ async def test_a_job_delivered_too_often_is_dead_lettered_and_reported_as_failed
     assert b"delivered" in dead[b"reason"]
 
 
-class SlowPages(Spider):
-    name = "slow"
-    concurrent_requests = 8
-    logging_level = 40
-
-    def __init__(self, base: str):
-        self.start_urls = [f"{base}/slow?seconds=0.3&n={n}" for n in range(32)]
-        super().__init__()
-
-    async def parse(self, response: Response):
-        yield {"url": response.url}
-
-
 def test_killing_a_worker_mid_crawl_loses_and_repeats_nothing(shop, redis_url):
     killed: list[int] = []
 
@@ -174,7 +161,9 @@ def test_killing_a_worker_mid_crawl_loses_and_repeats_nothing(shop, redis_url):
 
     killer = threading.Thread(target=kill_one_worker)
     killer.start()
-    result = SlowPages(shop.url).start(redis_url=redis_url, workers={"default": 2}, capacity=4)
+    result = SlowPagesSpider(shop.url, pages=32, seconds=0.3).start(
+        redis_url=redis_url, workers={"default": 2}, capacity=4
+    )
     killer.join()
     assert killed, "no worker was killed"
     urls = [item["url"] for item in result.items]
