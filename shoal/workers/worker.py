@@ -155,6 +155,10 @@ class Worker:
             except (LookupError, ValueError, TypeError) as e:
                 error = FetchError(kind="invalid", message=str(e))
                 result = FetchResult(crawl=fetch.crawl, request=fetch.request, error=error)
+            except Exception as e:  # a bug in a session must fail the request, not hang it
+                log.exception("fetching %s failed", fetch.request.url)
+                error = FetchError(kind="worker", message=f"{type(e).__name__}: {e}")
+                result = FetchResult(crawl=fetch.crawl, request=fetch.request, error=error)
             result.worker = self.name
             await self.streams.finish(job, encode(result))
         finally:
