@@ -43,8 +43,8 @@ def _progress_table(progress) -> Table:
 
 def run(args: argparse.Namespace) -> int:
     """``shoal run``: crawl with the spider in a file, on this machine."""
-    from shoal.coordinator.loader import SpiderLoadError, create_spider, load_spider_file
     from shoal.local import LocalOptions, run_spider
+    from shoal.spiders.loader import SpiderLoadError, create_spider, load_spider_file
 
     spider_args = _key_values(args.arg, "-a")
     try:
@@ -131,7 +131,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis URL")
     p.add_argument("--kind", choices=["http", "dynamic", "stealth"], required=True)
     p.add_argument("--sid", action="append", help="serve only this sid (repeatable; default: every sid of the kind)")
-    p.add_argument("--capacity", type=int, default=64, help="jobs held at once")
+    p.add_argument("--capacity", type=int, help="jobs held at once (default: 64 for http, 4 tabs for browsers)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(func=worker)
     return root

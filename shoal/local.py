@@ -6,15 +6,15 @@ process with the spider object itself; workers are separate processes, exactly a
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
-import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from redis.asyncio import Redis
@@ -22,10 +22,13 @@ from redis.asyncio import Redis
 from shoal.common import keys
 from shoal.common.messages import encode
 from shoal.coordinator.engine import CrawlEngine
-from shoal.coordinator.loader import crawl_spec, spider_source
 from shoal.queue import CrawlQueues
 from shoal.redis_server import RedisServer
 from shoal.spiders import CrawlResult, CrawlStats, ItemList, Spider
+from shoal.spiders.loader import crawl_spec, spider_source
+
+T = TypeVar("T")
+log = logging.getLogger("shoal.local")
 
 
 @dataclass
@@ -34,7 +37,7 @@ class LocalOptions:
 
     redis_url: str | None = None
     workers: dict[str, int] = field(default_factory=dict)  # sid -> worker processes (default 1)
-    capacity: int = 64  # jobs each worker holds at once
+    capacity: int | None = None  # jobs each worker holds at once (default: by session kind)
     output: str | Path | None = None
     args: dict[str, Any] = field(default_factory=dict)
     source: tuple[str, str] | None = None  # (module source, filename) when known
@@ -59,38 +62,60 @@ def _redis_url(url: str | None) -> Iterator[str]:
         yield server.url
 
 
-def _start_workers(spider: Spider, redis_url: str, counts: dict[str, int], capacity: int) -> list[subprocess.Popen]:
-    manager = spider.session_manager
-    unknown = set(counts) - set(manager.session_ids)
-    if unknown:
-        raise ValueError(f"--workers names unknown sids {sorted(unknown)} (sessions: {manager.session_ids})")
-    processes = []
-    for sid in manager.session_ids:
-        command = [sys.executable, "-m", "shoal", "worker", "--redis", redis_url]
-        command += [
-            "--kind",
-            manager.get(sid).kind,
-            "--sid",
-            sid,
-            "--capacity",
-            str(capacity),
-            "--log-level",
-            "WARNING",
-        ]
-        processes += [subprocess.Popen(command) for _ in range(counts.get(sid, 1))]
-    return processes
+class WorkerProcesses:
+    """The worker processes of a local crawl: one per sid unless ``counts`` says otherwise."""
 
+    def __init__(self, spider: Spider, redis_url: str, counts: dict[str, int], capacity: int | None) -> None:
+        manager = spider.session_manager
+        unknown = set(counts) - set(manager.session_ids)
+        if unknown:
+            raise ValueError(f"--workers names unknown sids {sorted(unknown)} (sessions: {manager.session_ids})")
+        self.commands = []
+        for sid in manager.session_ids:
+            command = [sys.executable, "-m", "shoal", "worker", "--redis", redis_url, "--log-level", "WARNING"]
+            command += ["--kind", manager.get(sid).kind, "--sid", sid]
+            command += ["--capacity", str(capacity)] if capacity else []
+            self.commands += [command] * counts.get(sid, 1)
+        self.processes: list[asyncio.subprocess.Process] = []
 
-def _stop_workers(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
+    async def start(self) -> None:
+        self.processes = [await asyncio.create_subprocess_exec(*command) for command in self.commands]
+
+    async def guard(self, work: Awaitable[T]) -> T:
+        """Await ``work`` while supervising the workers: one killed by a signal is started again; one
+        that exits by itself (it cannot start, or crashed) cancels ``work`` with a RuntimeError naming it."""
+        task = asyncio.ensure_future(work)
+        pairs = zip(self.processes, self.commands, strict=True)
+        exits = {asyncio.ensure_future(process.wait()): command for process, command in pairs}
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            while True:
+                done, _ = await asyncio.wait([task, *exits], return_when=asyncio.FIRST_COMPLETED)
+                if task.done():
+                    return task.result()
+                for exited in done:
+                    command, code = exits.pop(exited), exited.result()
+                    if code >= 0:
+                        raise RuntimeError(f"a worker ({' '.join(command[3:])}) exited with code {code}")
+                    log.warning("a worker was killed by signal %d; starting another", -code)
+                    process = await asyncio.create_subprocess_exec(*command)
+                    self.processes.append(process)
+                    exits[asyncio.ensure_future(process.wait())] = command
+        finally:
+            task.cancel()
+            for waiter in exits:
+                waiter.cancel()
+
+    async def stop(self) -> None:
+        """SIGTERM every worker (they hand back unfinished jobs), kill those still there after 15 s."""
+        for process in self.processes:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                await asyncio.wait_for(process.wait(), 15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
 
 
 async def _report(engine: CrawlEngine, on_progress: Callable[[Progress], None]) -> None:
@@ -108,7 +133,7 @@ async def _report(engine: CrawlEngine, on_progress: Callable[[Progress], None]) 
 
 
 @contextlib.asynccontextmanager
-async def _local_crawl(spider: Spider, options: LocalOptions) -> AsyncIterator[CrawlEngine]:
+async def _local_crawl(spider: Spider, options: LocalOptions) -> AsyncIterator[tuple[CrawlEngine, WorkerProcesses]]:
     """Register the crawl in a (private) Redis and start its workers; undo both on exit."""
     source, filename = options.source or spider_source(type(spider))
     with _redis_url(options.redis_url) as url:
@@ -116,21 +141,22 @@ async def _local_crawl(spider: Spider, options: LocalOptions) -> AsyncIterator[C
         crawl_id = f"{spider.name}-{uuid.uuid4().hex[:8]}"
         await redis.set(keys.spec(crawl_id), encode(crawl_spec(crawl_id, spider, source, filename, options.args)))
         await redis.sadd(keys.CRAWLS, crawl_id)
-        workers = _start_workers(spider, url, options.workers, options.capacity)
+        workers = WorkerProcesses(spider, url, options.workers, options.capacity)
+        await workers.start()
         try:
-            yield CrawlEngine(redis, spider, crawl_id)
+            yield CrawlEngine(redis, spider, crawl_id), workers
         finally:
             await CrawlQueues(redis, crawl_id).retire()
-            await asyncio.to_thread(_stop_workers, workers)
+            await workers.stop()
             await redis.aclose()
 
 
 async def crawl(spider: Spider, options: LocalOptions) -> CrawlResult:
     """Run ``spider`` to the end on this machine and return its result."""
-    async with _local_crawl(spider, options) as engine:
+    async with _local_crawl(spider, options) as (engine, workers):
         reporter = asyncio.create_task(_report(engine, options.on_progress)) if options.on_progress else None
         try:
-            spider.stats = await engine.run()
+            spider.stats = await workers.guard(engine.run())
         finally:
             if reporter:
                 reporter.cancel()
@@ -154,8 +180,8 @@ def run_spider(spider: Spider, *, use_uvloop: bool = True, **options: Any) -> Cr
 
 async def stream_spider(spider: Spider, **options: Any) -> AsyncIterator[dict[str, Any]]:
     """``Spider.stream()``: run the crawl locally and yield items as they are stored."""
-    async with _local_crawl(spider, LocalOptions(**options)) as engine:
-        run = asyncio.create_task(engine.run())
+    async with _local_crawl(spider, LocalOptions(**options)) as (engine, workers):
+        run = asyncio.create_task(workers.guard(engine.run()))
         last = "0"
         try:
             while True:

@@ -294,3 +294,8 @@ def test_concurrent_requests_bounds_the_requests_in_flight_across_all_sids(shop,
     busiest = max(sum(1 for other in arrivals if start <= other < start + 0.28) for start in arrivals)
     assert 2 <= busiest <= 3
     assert {"a", "b"} == {key for key in result.stats.sessions_requests_count}
+
+
+def test_a_worker_that_dies_ends_the_crawl_with_its_reason_instead_of_a_hang(shop, redis_url):
+    with pytest.raises(RuntimeError, match=r"a worker \(.*--kind http --sid default.*\) exited with code 2"):
+        run(ShopSpider(shop.url), redis_url, capacity="not-a-number")

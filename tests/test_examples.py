@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shoal.coordinator.loader import create_spider, load_spider_file
+from shoal.spiders.loader import create_spider, load_spider_file
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 

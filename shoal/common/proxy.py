@@ -30,7 +30,7 @@ class ProxyRotator:
 
     def to_wire(self, spider: "Spider") -> dict[str, Any]:
         """The rotator as it travels through Redis: proxies, and the strategy by spider method name."""
-        from shoal.coordinator.records import method_name
+        from shoal.common.names import method_name
 
         strategy = method_name(spider, self.strategy, "ProxyRotator strategy") if self.strategy else "cyclic"
         return {"proxies": self.proxies, "strategy": strategy}

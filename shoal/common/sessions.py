@@ -184,7 +184,7 @@ class SessionSpec:
 
     def wire_kwargs(self, spider: "Spider") -> dict[str, Any]:
         """The given arguments in a form that travels through Redis: spider methods by name."""
-        from shoal.coordinator.records import method_name
+        from shoal.common.names import method_name
 
         wire: dict[str, Any] = {}
         for name, value in self.kwargs.items():

@@ -1,27 +1,18 @@
 """Converting between the Requests a spider yields and the RequestRecords that travel through Redis."""
 
-from collections.abc import Callable
 from io import BytesIO
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from shoal.common.messages import RequestRecord
+from shoal.common.names import method_name
 from shoal.common.request import Request
 
 if TYPE_CHECKING:
     from shoal.spiders import Spider
 
 _check = msgspec.msgpack.Encoder()
-
-
-def method_name(spider: "Spider", value: Callable[..., Any], what: str) -> str:
-    """The name under which ``value`` is a method of ``spider``; ValueError when it is not one."""
-    name = getattr(value, "__name__", "")
-    bound = getattr(spider, name, None) if name and not name.startswith("<") else None
-    if bound is None or getattr(bound, "__func__", bound) is not getattr(value, "__func__", value):
-        raise ValueError(f"{what} must be a method of the spider (it travels by name), got {value!r}")
-    return name
 
 
 def _portable(spider: "Spider", key: str, value: Any) -> Any:

@@ -26,8 +26,10 @@ from shoal.common.messages import (
     decode,
     encode,
 )
+from shoal.common.names import resolve_method
 from shoal.common.sessions import session_defaults
 from shoal.queue import Job, JobStreams
+from shoal.spiders.loader import create_spider, find_spider_class, load_module
 
 log = logging.getLogger("shoal.worker")
 
@@ -35,6 +37,8 @@ log = logging.getLogger("shoal.worker")
 LEASE_MS = 5_000
 #: A job delivered more often than this is dead-lettered (it keeps killing workers).
 MAX_DELIVERIES = 5
+#: Jobs a worker holds at once unless told otherwise: HTTP fetches are cheap, browser tabs are not.
+DEFAULT_CAPACITY = {"http": 64, "dynamic": 4, "stealth": 4}
 _MAINTENANCE_S = 1.0
 
 
@@ -44,22 +48,13 @@ class Session(Protocol):
     async def close(self) -> None: ...
 
 
-def build_session(kind: str, config: dict[str, Any], capacity: int) -> Session:
-    """The live session of ``kind`` for a full session configuration."""
-    if kind == "http":
-        from shoal.workers.http import HttpSession
-
-        return HttpSession(config, max_clients=capacity)
-    raise ValueError(f"this shoal has no worker for sessions of kind '{kind}'")
-
-
 class Worker:
     """Serves the job streams of every crawl's sids of one ``kind`` (only ``sids`` when given)."""
 
-    def __init__(self, redis: Redis, kind: str, sids: list[str] | None = None, capacity: int = 64) -> None:
+    def __init__(self, redis: Redis, kind: str, sids: list[str] | None = None, capacity: int | None = None) -> None:
         self.redis = redis
         self.kind = kind
-        self.capacity = capacity
+        self.capacity = capacity or DEFAULT_CAPACITY[kind]
         self.name = f"{kind}-{socket.gethostname()}-{os.getpid()}"
         self.streams = JobStreams(redis, self.name, kind, sids or ())
         self._held: dict[str, Job] = {}
@@ -68,6 +63,8 @@ class Worker:
         self._sessions: dict[tuple[str, str], Session] = {}
         self._session_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._tasks: set[asyncio.Task] = set()
+        self._seen_sessions: set[tuple[str, str]] = set()
+        self._browser: Any = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then finish (or hand back) held jobs and close sessions."""
@@ -94,15 +91,20 @@ class Worker:
     def _start(self, jobs: list[Job]) -> None:
         for job in jobs:
             self._held[job.entry_id] = job
-            task = asyncio.create_task(self._handle(job))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._start_task(self._handle(job))
+
+    def _start_task(self, work: Any) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _maintain(self) -> None:
         """Keep held jobs leased, take over abandoned ones, and drop sessions of ended crawls."""
         if self._held:
             await self.streams.touch(self._held.values())
         streams = await self.streams.refresh()
+        if self.kind != "http":
+            self._start_task(self._warm(streams))
         live = {keys.queue_owner(stream)[0] for stream in streams}
         for crawl_sid in [cs for cs in self._sessions if cs[0] not in live]:
             await self._sessions.pop(crawl_sid).close()
@@ -119,20 +121,50 @@ class Worker:
             return self._sessions[key]
         async with self._session_locks.setdefault(key, asyncio.Lock()):
             if key not in self._sessions:
-                raw = await self.redis.get(keys.spec(crawl))
-                if raw is None:
-                    raise LookupError(f"crawl {crawl} is not registered")
-                spec = decode(raw, CrawlSpec)
-                if sid not in spec.sessions:
-                    raise LookupError(f"crawl {crawl} has no session '{sid}'")
-                config = spec.sessions[sid]
-                if config.kind != self.kind:
-                    raise LookupError(f"session '{sid}' of crawl {crawl} is {config.kind}, this worker is {self.kind}")
-                self._sessions[key] = build_session(
-                    self.kind, {**session_defaults(self.kind), **config.kwargs}, self.capacity
-                )
+                self._sessions[key] = await self._build_session(crawl, sid)
                 log.info("started %s session '%s' for crawl %s", self.kind, sid, crawl)
         return self._sessions[key]
+
+    async def _build_session(self, crawl: str, sid: str) -> Session:
+        """The live session for a crawl's sid, from the session spec stored with the crawl."""
+        raw = await self.redis.get(keys.spec(crawl))
+        if raw is None:
+            raise LookupError(f"crawl {crawl} is not registered")
+        spec = decode(raw, CrawlSpec)
+        if sid not in spec.sessions:
+            raise LookupError(f"crawl {crawl} has no session '{sid}'")
+        given = spec.sessions[sid]
+        if given.kind != self.kind:
+            raise LookupError(f"session '{sid}' of crawl {crawl} is {given.kind}, this worker is {self.kind}")
+        config = {**session_defaults(self.kind), **given.kwargs}
+        if self.kind == "http":
+            from shoal.workers.http import HttpSession
+
+            return HttpSession(config, max_clients=self.capacity)
+        from shoal.workers.browser import BrowserProcess, BrowserSession
+
+        if self._browser is None:
+            self._browser = BrowserProcess(self.kind)
+        spider = create_spider(find_spider_class(load_module(spec.source, spec.filename), spec.class_name), spec.args)
+        tabs = min(given.kwargs.get("max_pages", self.capacity), self.capacity)
+        return BrowserSession(self._browser, config, tabs, lambda name: resolve_method(spider, name, "page action"))
+
+    async def _warm(self, streams: list[str]) -> None:
+        """Start the non-lazy sessions of crawls seen for the first time, as their crawl starts."""
+        for stream in streams:
+            key = keys.queue_owner(stream)
+            if key in self._seen_sessions:
+                continue
+            self._seen_sessions.add(key)
+            raw = await self.redis.get(keys.spec(key[0]))
+            config = decode(raw, CrawlSpec).sessions.get(key[1]) if raw else None
+            if config is not None and not config.lazy and config.kind == self.kind:
+                try:
+                    session = await self._session(*key)
+                    if hasattr(session, "warm"):
+                        await session.warm()
+                except Exception as e:  # the first job will report it
+                    log.error("could not start session '%s' of crawl %s: %s", key[1], key[0], e)
 
     async def _handle(self, job: Job) -> None:
         try:
@@ -173,6 +205,8 @@ class Worker:
         for session in self._sessions.values():
             await session.close()
         self._sessions.clear()
+        if self._browser is not None:
+            await self._browser.close()
 
 
 async def _first(*aws: Any, timeout: float) -> None:

@@ -1,0 +1,24 @@
+"""Callables travel through Redis by name: spider methods only, resolved again on the other side."""
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shoal.spiders import Spider
+
+
+def method_name(spider: "Spider", value: Callable[..., Any], what: str) -> str:
+    """The name under which ``value`` is a method of ``spider``; ValueError when it is not one."""
+    name = getattr(value, "__name__", "")
+    bound = getattr(spider, name, None) if name and not name.startswith("<") else None
+    if bound is None or getattr(bound, "__func__", bound) is not getattr(value, "__func__", value):
+        raise ValueError(f"{what} must be a method of the spider (it travels by name), got {value!r}")
+    return name
+
+
+def resolve_method(spider: "Spider", name: str, what: str) -> Callable[..., Any]:
+    """The method ``name`` of ``spider``; LookupError naming ``what`` when the spider has none."""
+    method = getattr(spider, name, None) if not name.startswith("_") else None
+    if not callable(method):
+        raise LookupError(f"{what} '{name}' is not a method of {type(spider).__name__}")
+    return method
