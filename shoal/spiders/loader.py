@@ -68,6 +68,14 @@ def create_spider(cls: type[Spider], args: dict[str, Any]) -> Spider:
     return spider
 
 
+def bare_spider(cls: type[Spider], args: dict[str, Any]) -> Spider:
+    """An instance of ``cls`` with ``args`` as attributes but without running ``__init__``: what a worker
+    needs to call a page action, without the spider's start-up side effects or constructor arguments."""
+    spider = cls.__new__(cls)
+    spider.__dict__.update(args)
+    return spider
+
+
 def spider_source(cls: type[Spider]) -> tuple[str, str]:
     """The source and filename of the module defining ``cls`` (empty when it has no file)."""
     module = sys.modules.get(cls.__module__)

@@ -29,7 +29,7 @@ from shoal.common.messages import (
 from shoal.common.names import resolve_method
 from shoal.common.sessions import session_defaults
 from shoal.queue import Job, JobStreams
-from shoal.spiders.loader import create_spider, find_spider_class, load_module
+from shoal.spiders.loader import bare_spider, find_spider_class, load_module
 
 log = logging.getLogger("shoal.worker")
 
@@ -145,9 +145,16 @@ class Worker:
 
         if self._browser is None:
             self._browser = BrowserProcess(self.kind)
-        spider = create_spider(find_spider_class(load_module(spec.source, spec.filename), spec.class_name), spec.args)
+        spiders: list[Any] = []
+
+        def resolve(name: str) -> Any:  # the spider's code runs in the worker only if a page action needs it
+            if not spiders:
+                module = load_module(spec.source, spec.filename)
+                spiders.append(bare_spider(find_spider_class(module, spec.class_name), spec.args))
+            return resolve_method(spiders[0], name, "page action")
+
         tabs = min(given.kwargs.get("max_pages", self.capacity), self.capacity)
-        return BrowserSession(self._browser, config, tabs, lambda name: resolve_method(spider, name, "page action"))
+        return BrowserSession(self._browser, config, tabs, resolve)
 
     async def _warm(self, streams: list[str]) -> None:
         """Start the non-lazy sessions of crawls seen for the first time, as their crawl starts."""
