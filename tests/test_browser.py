@@ -65,8 +65,8 @@ class JsSpider(Spider):
         manager.add("browser", AsyncDynamicSession())
 
     async def start_requests(self):
-        yield Request(f"{self.base}/js-delayed", wait_selector="div.loaded", meta={"how": "wait_selector"})
-        yield Request(f"{self.base}/js-delayed", meta={"how": "no wait"}, dont_filter=True)
+        yield Request(f"{self.base}/js-delayed?ms=1500", wait_selector="div.loaded", meta={"how": "wait_selector"})
+        yield Request(f"{self.base}/js-delayed?ms=5000", meta={"how": "no wait"})
         yield Request(f"{self.base}/product/1", page_action=self.mark, meta={"how": "page_action"})
 
     async def mark(self, page):
@@ -83,7 +83,7 @@ class JsSpider(Spider):
 def test_wait_selector_waits_for_content_javascript_inserts_and_page_action_runs_by_name(shop, redis_url):
     items = {item["how"]: item for item in JsSpider(shop.url).start(redis_url=redis_url).items}
     assert items["wait_selector"]["loaded"] == "ready"
-    assert items["no wait"]["loaded"] is None  # without waiting, the 500 ms script has not run yet
+    assert items["no wait"]["loaded"] is None  # without waiting, the 5 s script has not run yet
     assert items["page_action"]["marked"] == "by page_action"
 
 

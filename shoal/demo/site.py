@@ -160,9 +160,10 @@ def _app(running: RunningSite) -> web.Application:
         return web.Response(body=body, headers={"Content-Type": "text/html; charset=ISO-8859-1"})
 
     async def js_delayed(request: web.Request) -> web.Response:
+        delay = int(request.query.get("ms", "500"))
         return html(
             "<html><body><div id='root'></div><script>setTimeout(() => {"
-            "document.getElementById('root').innerHTML = '<div class=\"loaded\">ready</div>'}, 500)"
+            f"document.getElementById('root').innerHTML = '<div class=\"loaded\">ready</div>'}}, {delay})"
             "</script></body></html>"
         )
 
