@@ -1,5 +1,6 @@
 """Browser worker pools on a real Chromium: rendering, waiting, page actions, laziness, stealth, scaling."""
 
+import asyncio
 import functools
 import http.server
 import json
@@ -11,8 +12,11 @@ from pathlib import Path
 import psutil
 import pytest
 
+from shoal.common.messages import RequestRecord
+from shoal.common.sessions import session_defaults
 from shoal.fetchers import AsyncDynamicSession, AsyncStealthySession, FetcherSession
 from shoal.spiders import Request, Response, Spider
+from shoal.workers.browser import BrowserProcess, BrowserSession
 from shoal.workers.chromium import find_chromium
 
 try:
@@ -216,3 +220,116 @@ def test_two_stealth_workers_share_a_sid(shop, redis_url):
     assert len(result.items) == 16
     per_worker = result.stats.workers_requests_count
     assert len(per_worker) == 2 and min(per_worker.values()) >= 4, per_worker
+
+
+class BrowserArguments(Spider):
+    name = "browser-args"
+    logging_level = 50
+
+    def __init__(self, base: str):
+        self.base = base
+        self.errors: dict[str, str] = {}
+        super().__init__()
+
+    def configure_sessions(self, manager):
+        manager.add(
+            "browser",
+            AsyncDynamicSession(
+                useragent="shoal-test-agent/1.0",
+                extra_headers={"X-Session": "s"},
+                cookies=[{"name": "jar", "value": "j", "url": self.base}],
+                locale="fr-FR",
+                timezone_id="Asia/Tokyo",
+            ),
+        )
+
+    async def start_requests(self):
+        yield Request(f"{self.base}/echo?plain", meta={"case": "plain"})
+        yield Request(f"{self.base}/echo?headers", extra_headers={"X-Request": "r"}, meta={"case": "headers"})
+        yield Request(f"{self.base}/echo?nogoogle", google_search=False, meta={"case": "nogoogle"})
+        yield Request(f"{self.base}/product/2", page_action="no_such_method", meta={"case": "bad action"})
+
+    async def parse(self, response: Response):
+        page = json.loads(response.css("pre::text").get() or response.css("body::text").get())
+        yield {"case": response.meta["case"], "headers": page["headers"], "cookies": page["cookies"]}
+
+    async def on_error(self, request, error):
+        self.errors[request.meta["case"]] = str(error)
+
+
+def test_browser_session_and_request_arguments_reach_the_server(shop, redis_url):
+    spider = BrowserArguments(shop.url)
+    items = {item["case"]: item for item in spider.start(redis_url=redis_url).items}
+    plain, headers = items["plain"]["headers"], items["headers"]["headers"]
+    assert plain["user-agent"] == "shoal-test-agent/1.0"
+    assert plain["x-session"] == "s" and "x-request" not in plain
+    assert headers["x-session"] == "s" and headers["x-request"] == "r"
+    assert plain["referer"].startswith("https://www.google.com/search?q=127.0.0.1")
+    assert "referer" not in items["nogoogle"]["headers"]
+    assert plain["accept-language"].startswith("fr-FR")
+    assert items["plain"]["cookies"] == {"jar": "j"}
+    assert "page action 'no_such_method' is not a method of BrowserArguments" in spider.errors["bad action"]
+
+
+def test_an_argument_the_browser_worker_cannot_honour_is_an_error_not_ignored():
+    config = {**session_defaults("stealth"), "solve_cloudflare": True}
+    with pytest.raises(ValueError, match="does not support the argument 'solve_cloudflare'"):
+        BrowserSession(BrowserProcess("stealth"), config, 1, resolve=lambda name: None)
+
+
+def test_a_missing_chromium_is_an_error_naming_what_was_searched(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("PLAYWRIGHT_BROWSERS_PATH", str(tmp_path))
+    monkeypatch.delenv("SHOAL_CHROMIUM", raising=False)
+    with pytest.raises(FileNotFoundError, match=r"searched Playwright's browsers.*PATH for chromium"):
+        find_chromium()
+    monkeypatch.setenv("SHOAL_CHROMIUM", str(tmp_path / "nope"))
+    with pytest.raises(FileNotFoundError, match=r"\$SHOAL_CHROMIUM names .*nope, which is not an executable"):
+        find_chromium()
+
+
+def _chromium_main_processes() -> list[psutil.Process]:
+    """This test process's live Chromium browser processes (not their renderers and helpers)."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.name().startswith("chrom") and not any(arg.startswith("--type=") for arg in child.cmdline()):
+                found.append(child)
+        except psutil.Error:  # gone, or a zombie not yet reaped
+            continue
+    return found
+
+
+async def _wait_for(condition, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_contexts_are_recycled_over_the_memory_limit_and_a_crashed_browser_is_relaunched(shop):
+    process = BrowserProcess("dynamic", max_rss=1)  # every check finds the worker over its memory limit
+    session = BrowserSession(process, session_defaults("dynamic"), 2, resolve=lambda name: None)
+    fetch = functools.partial(session.fetch, "crawl")
+    try:
+        urls = [f"{shop.url}/product/{n}" for n in range(1, 9)]
+        results = await asyncio.gather(*(fetch(RequestRecord(url=url, sid="d")) for url in urls))
+        assert [result.error for result in results] == [None] * 8
+        assert [Response(r.url, r.status, r.body).css("h1::text").get() for r in results] == [
+            f"Product {n}" for n in range(1, 9)
+        ]
+        (browser,) = process._browsers.values()
+        assert len(browser.contexts) <= 2  # each retired context closed once its tabs came back
+
+        (chromium,) = _chromium_main_processes()
+        path = f"/slow?seconds=2&case={time.time()}"  # the shop is shared: a path of this test's own
+        slow = asyncio.create_task(fetch(RequestRecord(url=shop.url + path, sid="d")))
+        await _wait_for(lambda: shop.hits(path) == 1)
+        chromium.kill()  # the browser dies with a page in flight
+        result = await asyncio.wait_for(slow, 30)
+        assert result.error is None and b"<h1>slow</h1>" in result.body
+        assert shop.hits(path) == 2  # fetched again in a relaunched browser
+        assert [p.pid for p in _chromium_main_processes()] != [chromium.pid]
+    finally:
+        await session.close()
+        await process.close()

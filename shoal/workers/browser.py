@@ -8,6 +8,7 @@ crashed is relaunched and the interrupted fetch retried.
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,11 +16,14 @@ from urllib.parse import quote_plus, urlparse
 
 from shoal.common.messages import FetchError, FetchResult, RequestRecord
 from shoal.workers.chromium import find_chromium
+from shoal.workers.memory import tree_memory
 
 log = logging.getLogger("shoal.worker.browser")
 
 #: Pages a context serves before it is closed and replaced (memory stays flat over long crawls).
 RECYCLE_PAGES = 500
+#: Memory (bytes, the worker with its browser processes) above which contexts are recycled early.
+MAX_RSS = int(os.environ.get("SHOAL_BROWSER_MAX_RSS_MB", "1536")) * 2**20
 BLOCKED_RESOURCES = {"font", "image", "media", "beacon", "object", "imageset", "texttrack", "websocket", "csp_report"}
 #: Flags for every browser: quiet, fast, nothing phoning home (this machine reaches no network).
 BASE_FLAGS = (
@@ -54,11 +58,25 @@ UNSUPPORTED = (
 class BrowserProcess:
     """The Chromium processes of one worker, by launch configuration, launched on first use."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, max_rss: int = MAX_RSS) -> None:
         self.kind = kind
+        self.max_rss = max_rss
         self._driver: Any = None
         self._browsers: dict[tuple, Any] = {}
         self._lock = asyncio.Lock()
+        self._rss_checked = 0.0
+        self._over = False
+
+    def over_memory(self) -> bool:
+        """Whether this worker and its browsers use more than ``max_rss`` bytes of proportional set size
+        (shared pages counted once across the processes; checked every 5 s)."""
+        if time.monotonic() - self._rss_checked > 5:
+            self._rss_checked = time.monotonic()
+            rss = tree_memory()
+            self._over = rss > self.max_rss
+            if self._over:
+                log.warning("browser worker uses %d MB; recycling contexts", rss // 2**20)
+        return self._over
 
     async def browser(self, config: dict[str, Any]) -> Any:
         """A running browser for ``config``'s launch options (relaunched if it died)."""
@@ -115,6 +133,23 @@ class BrowserProcess:
             self._driver = None
 
 
+def _error_kind(error: Exception) -> str:
+    text = str(error)
+    if isinstance(error, ValueError | LookupError):
+        return "invalid"
+    if "net::ERR_NAME_NOT_RESOLVED" in text:
+        return "dns"
+    if "net::ERR_CONNECTION" in text:
+        return "connection"
+    return "timeout" if "timeout" in type(error).__name__.lower() else "browser"
+
+
+def _refuse_unsupported(kind: str, args: dict[str, Any]) -> None:
+    for name in UNSUPPORTED:
+        if args.get(name) not in (None, False, "", [], {}):
+            raise ValueError(f"the {kind} worker does not support the argument '{name}' yet")
+
+
 class _Context:
     """One browser context (per proxy) with its pool of idle tabs."""
 
@@ -122,6 +157,17 @@ class _Context:
         self.context = context
         self.idle: list[Any] = []
         self.served = 0
+        self.busy = 0
+        self.retired = False
+
+    async def release(self, page: Any | None) -> None:
+        """Give a reserved tab back; a retired context closes (with its tabs) when its last tab comes back."""
+        self.busy -= 1
+        if self.retired:
+            if self.busy == 0:
+                await self.context.close()
+        elif page is not None and not page.is_closed():
+            self.idle.append(page)
 
 
 class BrowserSession:
@@ -134,9 +180,7 @@ class BrowserSession:
         tabs: int,
         resolve: Callable[[str], Callable[..., Awaitable[Any]]],
     ) -> None:
-        for name in UNSUPPORTED:
-            if config.get(name) not in (None, False, "", [], {}):
-                raise ValueError(f"the {process.kind} worker does not support the session argument '{name}' yet")
+        _refuse_unsupported(process.kind, config)
         if config.get("proxy_rotator"):
             raise ValueError(f"the {process.kind} worker does not support proxy_rotator yet; give proxy per request")
         self.process = process
@@ -148,14 +192,18 @@ class BrowserSession:
 
     async def warm(self) -> None:
         """Launch the browser and open the default context now, not on the first job."""
-        await self._context(self.config.get("proxy"))
+        holder = await self._context(self.config.get("proxy"))
+        await holder.release(None)
 
     async def _context(self, proxy: Any) -> _Context:
+        """The context for ``proxy`` with a tab reserved in it: give it back with ``release``."""
         key = repr(proxy)
         async with self._lock:
             holder = self._contexts.get(key)
-            if holder is not None and holder.served >= RECYCLE_PAGES and not holder.idle:
-                await holder.context.close()
+            if holder is not None and (holder.served >= RECYCLE_PAGES or self.process.over_memory()):
+                holder.retired = True  # new fetches get a fresh context; this one closes once idle
+                if holder.busy == 0:
+                    await holder.context.close()
                 holder = None
             if holder is None or not holder.context.browser.is_connected():
                 browser = await self.process.browser(self.config)
@@ -176,6 +224,8 @@ class BrowserSession:
                 if self.config.get("init_script"):
                     await context.add_init_script(path=self.config["init_script"])
                 holder = self._contexts[key] = _Context(context)
+            holder.busy += 1
+            holder.served += 1
         return holder
 
     async def _page(self, holder: _Context) -> Any:
@@ -198,23 +248,19 @@ class BrowserSession:
                     if attempt == 1 and crashed:
                         log.warning("browser failed during %s (%s); relaunching and retrying", request.url, e)
                         continue
-                    kind = "timeout" if "timeout" in type(e).__name__.lower() else "browser"
-                    if "net::ERR_NAME_NOT_RESOLVED" in str(e):
-                        kind = "dns"
-                    elif "net::ERR_CONNECTION" in str(e):
-                        kind = "connection"
-                    error = FetchError(kind=kind, message=f"{request.url}: {str(e).splitlines()[0]}")
+                    error = FetchError(kind=_error_kind(e), message=f"{request.url}: {str(e).splitlines()[0]}")
                     return FetchResult(crawl=crawl, request=request, error=error)
         raise AssertionError("unreachable")
 
     async def _fetch(self, crawl: str, request: RequestRecord) -> FetchResult:
         args = {**self.config, **request.kwargs}
+        _refuse_unsupported(self.process.kind, request.kwargs)
         proxy = args.get("proxy")
         holder = await self._context(proxy)
-        page = await self._page(holder)
-        holder.served += 1
+        page = None
         started = time.perf_counter()
         try:
+            page = await self._page(holder)
             headers = {**(self.config.get("extra_headers") or {}), **(request.kwargs.get("extra_headers") or {})}
             await page.set_extra_http_headers({k: str(v) for k, v in headers.items()})
             await self._route(page, args)
@@ -253,8 +299,7 @@ class BrowserSession:
                 meta={"proxy": proxy} if proxy else {},
             )
         finally:
-            if not page.is_closed():
-                holder.idle.append(page)
+            await holder.release(page)
 
     async def _route(self, page: Any, args: dict[str, Any]) -> None:
         """Block resource types or domains for this fetch (the tab is reused, so reset every time)."""
