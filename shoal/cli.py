@@ -1,21 +1,26 @@
-"""The ``shoal`` command: ``shoal run`` for a crawl on this machine, ``shoal worker`` for a pool member."""
+"""The ``shoal`` command: ``shoal run`` for a crawl on this machine; ``coordinator`` and ``worker`` for
+the service's processes; ``submit``, ``status``, ``top``, ``items``, ``pause``, ``resume``, ``cancel``
+and ``workers`` to drive a service through its Redis."""
 
 import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from redis.exceptions import RedisError
 from rich.console import Console
 from rich.live import Live
-from rich.table import Table
 
-from shoal import __version__
+from shoal import __version__, views
 
-console = Console(stderr=True)
+console = Console(stderr=True)  # progress and messages
+out = Console()  # what a command was asked to show
 
 
 def _key_values(pairs: list[str], what: str) -> dict[str, str]:
@@ -26,19 +31,6 @@ def _key_values(pairs: list[str], what: str) -> dict[str, str]:
             raise SystemExit(f"shoal: {what} takes key=value, got {pair!r}")
         result[key] = value
     return result
-
-
-def _progress_table(progress) -> Table:
-    stats = progress.stats
-    table = Table(
-        title=f"pages {stats.requests_count}  items {stats.items_scraped}  "
-        f"failed {stats.failed_requests_count}  {stats.requests_per_second:.0f} pages/s"
-    )
-    for column in ("sid", "frontier", "queued", "in flight", "pages"):
-        table.add_column(column, justify="right")
-    for sid, (frontier, queued, inflight) in progress.queues.items():
-        table.add_row(sid, str(frontier), str(queued), str(inflight), str(stats.sessions_requests_count.get(sid, 0)))
-    return table
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         output=args.output,
         args=spider_args,
         source=(source, str(args.spider_file)),
-        on_progress=(lambda p: live.update(_progress_table(p))) if live else None,
+        on_progress=(lambda p: live.update(views.progress_table(p))) if live else None,
     )
     try:
         with live or contextlib.nullcontext():
@@ -73,43 +65,180 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[red]shoal: the crawl stopped: {type(e).__name__}: {e}[/red]")
         return 1
     stats = result.stats
-    console.print(_stats_table(stats.to_dict()))
+    console.print(views.stats_table(stats.to_dict()))
     if args.output:
         console.print(f"wrote {len(result.items)} items to {args.output}")
     return 0
 
 
-def _stats_table(stats: dict) -> Table:
-    table = Table(title="crawl stats", show_header=False)
-    for name, value in stats.items():
-        if value not in ({}, [], 0, 0.0, False) or name in ("items_scraped", "requests_count"):
-            table.add_row(name, str(value))
-    return table
+def _serve(make: Callable[[str], Any], args: argparse.Namespace) -> int:
+    """Run a service process (``make(redis_url)`` returns an object with ``run(stop)``) until SIGTERM/Ctrl+C."""
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    with contextlib.suppress(ImportError):
+        import uvloop
 
-
-def worker(args: argparse.Namespace) -> int:
-    """``shoal worker``: serve one session kind's job streams until SIGTERM or Ctrl+C."""
-    from redis.asyncio import Redis
-
-    from shoal.workers.worker import Worker
+        uvloop.install()
 
     async def serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        redis = Redis.from_url(args.redis)
-        try:
-            await Worker(redis, args.kind, args.sid, capacity=args.capacity).run(stop)
-        finally:
-            await redis.aclose()
+        await make(args.redis).run(stop)
 
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        uvloop.install()
     asyncio.run(serve())
+    return 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    """``shoal worker``: serve one session kind's job streams until SIGTERM or Ctrl+C."""
+    from redis.asyncio import Redis
+
+    from shoal.metrics import serve
+    from shoal.workers.worker import Worker
+
+    def make(url: str) -> Worker:
+        pool = Worker(Redis.from_url(url), args.kind, args.sid, capacity=args.capacity)
+        if args.metrics_port:
+            serve(pool.metrics.registry, args.metrics_port)
+        return pool
+
+    return _serve(make, args)
+
+
+class _CoordinatorProcess:
+    """The coordinator with its optional metrics endpoint."""
+
+    def __init__(self, url: str, metrics_port: int | None) -> None:
+        from redis.asyncio import Redis
+
+        from shoal.coordinator.service import Coordinator
+        from shoal.specs import shared_secret
+
+        self.url, self.metrics_port = url, metrics_port
+        self.coordinator = Coordinator(Redis.from_url(url), url, secret=shared_secret())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        from prometheus_client import CollectorRegistry
+
+        from shoal.metrics import ServiceCollector, follow_service, serve
+
+        follower = None
+        if self.metrics_port:
+            collector, registry = ServiceCollector(), CollectorRegistry()
+            registry.register(collector)
+            serve(registry, self.metrics_port)
+            follower = asyncio.create_task(follow_service(collector, self.url))
+        try:
+            await self.coordinator.run(stop)
+        finally:
+            if follower:
+                follower.cancel()
+
+
+def coordinator(args: argparse.Namespace) -> int:
+    """``shoal coordinator``: accept submitted crawls and run them until SIGTERM or Ctrl+C."""
+    return _serve(lambda url: _CoordinatorProcess(url, args.metrics_port), args)
+
+
+def _client_command(work: Callable[[Any], Awaitable[int]]) -> Callable[[argparse.Namespace], int]:
+    """A CLI command that talks to the service through a Client on ``--redis``."""
+
+    def command(args: argparse.Namespace) -> int:
+        from shoal.client import Client
+
+        async def go() -> int:
+            async with Client(args.redis) as client:
+                return await work(client, args)
+
+        try:
+            return asyncio.run(go())
+        except RedisError as e:
+            console.print(f"[red]shoal: cannot reach Redis at {args.redis}: {e}[/red]")
+            return 1
+        except LookupError as e:
+            console.print(f"[red]shoal: {e.args[0]}[/red]")
+            return 1
+
+    return command
+
+
+@_client_command
+async def submit(client: Any, args: argparse.Namespace) -> int:
+    """``shoal submit``: send a spider file to the service; prints the crawl id."""
+    from shoal.client import SubmissionError
+
+    try:
+        crawl = await client.submit(
+            args.spider_file,
+            spider_name=args.spider,
+            output=args.output or "",
+            **_key_values(args.arg, "-a"),
+        )
+    except (SubmissionError, TimeoutError) as e:
+        console.print(f"[red]shoal: {e}[/red]")
+        return 1
+    print(crawl.id)
+    if args.wait:
+        status = await crawl.wait()
+        out.print(views.crawls_table([status]))
+    return 0
+
+
+@_client_command
+async def status(client: Any, args: argparse.Namespace) -> int:
+    """``shoal status``: every crawl (or one) with its per-sid queues."""
+    crawls = [await client.crawl(args.crawl).status()] if args.crawl else await client.crawls()
+    out.print(views.status_view(crawls))
+    return 0
+
+
+@_client_command
+async def top(client: Any, args: argparse.Namespace) -> int:
+    """``shoal top``: ``shoal status`` and ``shoal workers``, refreshed until Ctrl+C."""
+    from rich.console import Group
+
+    with Live(console=out, screen=out.is_terminal, refresh_per_second=4) as live:
+        while True:
+            crawls, workers = await client.crawls(), await client.workers()
+            live.update(Group(views.status_view(crawls), views.workers_table(workers)))
+            await asyncio.sleep(args.interval)
+
+
+@_client_command
+async def items(client: Any, args: argparse.Namespace) -> int:
+    """``shoal items``: a crawl's items as JSON lines, or into a file by its extension."""
+    import msgspec
+
+    from shoal.spiders import ItemList
+
+    crawl = client.crawl(args.crawl)
+    await crawl.status()  # an unknown crawl is an error, not an empty listing
+    stream = crawl.items(follow=args.follow)
+    if args.output:
+        found = ItemList([item async for item in stream])
+        found.export(args.output)
+        console.print(f"wrote {len(found)} items to {args.output}")
+        return 0
+    async for item in stream:
+        sys.stdout.write(msgspec.json.encode(item).decode() + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+def _control(action: str) -> Callable[[argparse.Namespace], int]:
+    async def command(client: Any, args: argparse.Namespace) -> int:
+        await getattr(client.crawl(args.crawl), action)()
+        console.print(f"{action}: {args.crawl}")
+        return 0
+
+    return _client_command(command)
+
+
+@_client_command
+async def workers(client: Any, args: argparse.Namespace) -> int:
+    """``shoal workers``: every registered worker, alive or dead."""
+    out.print(views.workers_table(await client.workers()))
     return 0
 
 
@@ -117,6 +246,9 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="shoal", description=__doc__)
     root.add_argument("--version", action="version", version=f"shoal {__version__}")
     commands = root.add_subparsers(dest="command", required=True)
+    default_redis = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    service = argparse.ArgumentParser(add_help=False)
+    service.add_argument("--redis", default=default_redis, help="the service's Redis URL (default: $REDIS_URL)")
 
     p = commands.add_parser("run", help="run a spider file on this machine and write its items")
     p.add_argument("spider_file", type=Path)
@@ -127,13 +259,48 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--spider", help="which spider, when the file defines several (class or spider name)")
     p.set_defaults(func=run)
 
-    p = commands.add_parser("worker", help="serve the jobs of one session kind")
-    p.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis URL")
-    p.add_argument("--kind", choices=["http", "dynamic", "stealth"], required=True)
-    p.add_argument("--sid", action="append", help="serve only this sid (repeatable; default: every sid of the kind)")
-    p.add_argument("--capacity", type=int, help="jobs held at once (default: 64 for http, 4 tabs for browsers)")
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    p.set_defaults(func=worker)
+    for name, func, text in (
+        ("coordinator", coordinator, "accept submitted crawls and run them (the service's coordinator)"),
+        ("worker", worker, "serve the jobs of one session kind (a member of a pool)"),
+    ):
+        p = commands.add_parser(name, parents=[service], help=text)
+        p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+        p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        p.set_defaults(func=func)
+        if name == "worker":
+            p.add_argument("--kind", choices=["http", "dynamic", "stealth"], required=True)
+            p.add_argument("--sid", action="append", help="serve only this sid (repeatable; default: every sid)")
+            p.add_argument("--capacity", type=int, help="jobs held at once (default: 64 for http, 4 for browsers)")
+
+    p = commands.add_parser("submit", parents=[service], help="submit a spider file to the service")
+    p.add_argument("spider_file", type=Path)
+    p.add_argument("-a", dest="arg", action="append", default=[], metavar="KEY=VALUE", help="spider argument")
+    p.add_argument("--spider", help="which spider, when the file defines several (class or spider name)")
+    p.add_argument("-o", "--output", help="a file the coordinator writes the items to when the crawl ends")
+    p.add_argument("--wait", action="store_true", help="wait until the crawl ends")
+    p.set_defaults(func=submit)
+
+    p = commands.add_parser("status", parents=[service], help="crawls with their per-sid queues")
+    p.add_argument("crawl", nargs="?")
+    p.set_defaults(func=status)
+
+    p = commands.add_parser("top", parents=[service], help="status and workers, refreshed live")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
+    p.set_defaults(func=top)
+
+    p = commands.add_parser("items", parents=[service], help="a crawl's items (JSON lines, or -o FILE)")
+    p.add_argument("crawl")
+    p.add_argument("-o", "--output", help="items file: .jsonl, .json, .csv or .xml")
+    p.add_argument("--follow", action="store_true", help="keep printing new items until the crawl ends")
+    p.set_defaults(func=items)
+
+    for action in ("pause", "resume", "cancel"):
+        p = commands.add_parser(action, parents=[service], help=f"{action} a crawl")
+        p.add_argument("crawl")
+        p.set_defaults(func=_control(action))
+
+    p = commands.add_parser("workers", parents=[service], help="registered workers, alive or dead")
+    p.set_defaults(func=workers)
     return root
 
 

@@ -6,9 +6,11 @@ process with the spider object itself; workers are separate processes, exactly a
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
+import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -20,11 +22,13 @@ import msgspec
 from redis.asyncio import Redis
 
 from shoal.common import keys
-from shoal.common.messages import encode
+from shoal.common.messages import WorkerInfo
 from shoal.coordinator.engine import CrawlEngine
+from shoal.coordinator.lease import Leases
 from shoal.queue import CrawlQueues
 from shoal.redis_server import RedisServer
-from shoal.spiders import CrawlResult, CrawlStats, ItemList, Spider
+from shoal.specs import shared_secret, store_spec
+from shoal.spiders import CrawlResult, CrawlStats, Spider
 from shoal.spiders.loader import crawl_spec, spider_source
 
 T = TypeVar("T")
@@ -62,6 +66,18 @@ def _redis_url(url: str | None) -> Iterator[str]:
         yield server.url
 
 
+def _exit_with_parent() -> None:
+    """In a child before exec: have Linux send it SIGTERM when this process dies, however it dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+async def _start_worker(command: list[str]) -> asyncio.subprocess.Process:
+    """Start a worker process that does not outlive this one (on Linux)."""
+    preexec = _exit_with_parent if sys.platform == "linux" else None
+    return await asyncio.create_subprocess_exec(*command, preexec_fn=preexec)
+
+
 class WorkerProcesses:
     """The worker processes of a local crawl: one per sid unless ``counts`` says otherwise."""
 
@@ -79,27 +95,40 @@ class WorkerProcesses:
         self.processes: list[asyncio.subprocess.Process] = []
 
     async def start(self) -> None:
-        self.processes = [await asyncio.create_subprocess_exec(*command) for command in self.commands]
+        self.processes = [await _start_worker(command) for command in self.commands]
+
+    async def wait_ready(self, redis: Redis, timeout: float = 60) -> None:
+        """Wait until every worker has registered, so the crawl does not start with half its pools."""
+        host = socket.gethostname()
+
+        async def registered() -> None:
+            while True:
+                records = await redis.hgetall(keys.WORKERS)
+                infos = [msgspec.json.decode(raw, type=WorkerInfo) for raw in records.values()]
+                running = {process.pid for process in self.processes if process.returncode is None}
+                if running <= {i.pid for i in infos if i.host == host}:
+                    return
+                await asyncio.sleep(0.05)
+
+        await self.guard(asyncio.wait_for(registered(), timeout))
 
     async def guard(self, work: Awaitable[T]) -> T:
         """Await ``work`` while supervising the workers: one killed by a signal is started again; one
         that exits by itself (it cannot start, or crashed) cancels ``work`` with a RuntimeError naming it."""
         task = asyncio.ensure_future(work)
-        pairs = zip(self.processes, self.commands, strict=True)
-        exits = {asyncio.ensure_future(process.wait()): command for process, command in pairs}
+        exits = {asyncio.ensure_future(process.wait()): i for i, process in enumerate(self.processes)}
         try:
             while True:
                 done, _ = await asyncio.wait([task, *exits], return_when=asyncio.FIRST_COMPLETED)
                 if task.done():
                     return task.result()
                 for exited in done:
-                    command, code = exits.pop(exited), exited.result()
+                    i, code = exits.pop(exited), exited.result()
                     if code >= 0:
-                        raise RuntimeError(f"a worker ({' '.join(command[3:])}) exited with code {code}")
+                        raise RuntimeError(f"a worker ({' '.join(self.commands[i][3:])}) exited with code {code}")
                     log.warning("a worker was killed by signal %d; starting another", -code)
-                    process = await asyncio.create_subprocess_exec(*command)
-                    self.processes.append(process)
-                    exits[asyncio.ensure_future(process.wait())] = command
+                    self.processes[i] = await _start_worker(self.commands[i])
+                    exits[asyncio.ensure_future(self.processes[i].wait())] = i
         finally:
             task.cancel()
             for waiter in exits:
@@ -139,14 +168,21 @@ async def _local_crawl(spider: Spider, options: LocalOptions) -> AsyncIterator[t
     with _redis_url(options.redis_url) as url:
         redis = Redis.from_url(url)
         crawl_id = f"{spider.name}-{uuid.uuid4().hex[:8]}"
-        await redis.set(keys.spec(crawl_id), encode(crawl_spec(crawl_id, spider, source, filename, options.args)))
+        await store_spec(redis, crawl_spec(crawl_id, spider, source, filename, options.args), shared_secret())
+        await redis.hset(keys.state(crawl_id), mapping={"state": "running", "spider": spider.name or ""})
         await redis.sadd(keys.CRAWLS, crawl_id)
+        leases = Leases(redis, f"local-{socket.gethostname()}-{os.getpid()}")
+        await leases.claim(crawl_id)  # so that a service coordinator on the same Redis leaves it alone
+        holding = asyncio.create_task(leases.hold(crawl_id))
         workers = WorkerProcesses(spider, url, options.workers, options.capacity)
         await workers.start()
         try:
+            await workers.wait_ready(redis)
             yield CrawlEngine(redis, spider, crawl_id), workers
         finally:
+            holding.cancel()
             await CrawlQueues(redis, crawl_id).retire()
+            await leases.release(crawl_id)
             await workers.stop()
             await redis.aclose()
 
@@ -160,7 +196,7 @@ async def crawl(spider: Spider, options: LocalOptions) -> CrawlResult:
         finally:
             if reporter:
                 reporter.cancel()
-        items = ItemList([item async for item in engine.items()])
+        items = await engine.item_list()
     if options.output:
         items.export(options.output)
     return CrawlResult(stats=spider.stats, items=items, paused=False)

@@ -34,7 +34,7 @@ if rid ~= '' then
   if ARGV[2] ~= '' then redis.call('HINCRBY', KEYS[6], ARGV[2], -1) end
   if ARGV[3] ~= '' then redis.call('HINCRBY', KEYS[7], ARGV[3], -1) end
 end
-local i = 8
+local i = 9
 local added = 0
 for _ = 1, tonumber(ARGV[4]) do
   local is_new = redis.call('SADD', KEYS[2], ARGV[i + 1])
@@ -46,7 +46,7 @@ for _ = 1, tonumber(ARGV[4]) do
   i = i + 5
 end
 for _ = 1, tonumber(ARGV[5]) do
-  redis.call('XADD', KEYS[5], '*', 'i', ARGV[i])
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[8], '*', 'i', ARGV[i])
   i = i + 1
 end
 for _ = 1, tonumber(ARGV[6]) do
@@ -236,6 +236,7 @@ class CrawlQueues:
                     len(commit.items),
                     len(commit.stats or ()),
                     keys.COORDINATOR_GROUP,
+                    keys.ITEMS_MAXLEN,
                 ]
                 for request in commit.requests:
                     index = frontier_keys.setdefault(request.sid, len(base) + len(frontier_keys) + 1)

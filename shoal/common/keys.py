@@ -13,6 +13,15 @@ CRAWLS = f"{PREFIX}:crawls"
 #: Hash: job stream key -> session kind (http, dynamic, stealth); workers read it to find their streams.
 QUEUES = f"{PREFIX}:queues"
 
+#: Hash: worker id -> WorkerInfo (JSON), rewritten by each worker's heartbeat; removed when it stops.
+WORKERS = f"{PREFIX}:workers"
+
+#: Hash: coordinator id -> CoordinatorInfo (JSON), rewritten by each coordinator's heartbeat.
+COORDINATORS = f"{PREFIX}:coordinators"
+
+#: The arq queue that carries crawl submissions to the coordinators.
+SUBMISSIONS = f"{PREFIX}:submissions"
+
 #: Consumer group that workers read job streams with; the coordinator reads responses with its own.
 WORKERS_GROUP = "workers"
 COORDINATOR_GROUP = "coordinator"
@@ -28,8 +37,14 @@ def spec(crawl: str) -> str:
 
 
 def state(crawl: str) -> str:
-    """Hash: ``state`` (running, finished, failed ...), ``seeded`` once start_requests ran, ``reason``."""
+    """Hash: ``state`` (submitted, running, paused, finished, failed, cancelled), ``control`` (what the
+    client asked: run, pause, cancel), ``spider``, ``seeded`` once start_requests ran, ``error``, times."""
     return _crawl(crawl, "state")
+
+
+def lease(crawl: str) -> str:
+    """String with a TTL: the id of the coordinator that owns the crawl, renewed by its heartbeat."""
+    return _crawl(crawl, "lease")
 
 
 def seen(crawl: str) -> str:
@@ -52,8 +67,12 @@ def responses(crawl: str) -> str:
     return _crawl(crawl, "responses")
 
 
+#: The items stream keeps about this many of the newest items (approximate trimming).
+ITEMS_MAXLEN = 1_000_000
+
+
 def items(crawl: str) -> str:
-    """Stream: scraped items, field ``i`` holding the item as JSON."""
+    """Stream: scraped items, field ``i`` holding the item as JSON; capped at about ITEMS_MAXLEN."""
     return _crawl(crawl, "items")
 
 

@@ -40,6 +40,35 @@ class CrawlSpec(Message, kw_only=True):
     default_sid: str
 
 
+class Submission(Message, kw_only=True):
+    """A crawl submitted by a client: the spider's module source, which class, its arguments."""
+
+    crawl: str
+    source: str
+    filename: str = "<spider>"
+    spider: str = ""  # class or spider name; empty when the source defines one spider
+    args: dict[str, Any] = {}
+    output: str = ""  # a file the coordinator writes the items to when the crawl ends
+    submitted: float = 0.0
+
+
+class WorkerInfo(msgspec.Struct, kw_only=True):
+    """A worker's heartbeat record: what it serves and when it was last seen alive."""
+
+    id: str
+    kind: str
+    sids: list[str]  # empty: every sid of its kind
+    capacity: int
+    pid: int
+    host: str
+    version: str
+    started: float
+    seen: float
+    held: int = 0
+    fetched: int = 0
+    rss: int = 0
+
+
 class RequestRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A Request as it waits in the frontier and travels to a worker: callbacks by name."""
 
@@ -86,6 +115,9 @@ class FetchResult(Message, kw_only=True):
 
 
 S = TypeVar("S", bound=msgspec.Struct)
+
+#: arq's job (de)serializers wherever shoal uses arq: msgpack through msgspec, never pickle.
+ARQ_SERIALIZERS: dict[str, Any] = {"job_serializer": msgspec.msgpack.encode, "job_deserializer": msgspec.msgpack.decode}
 
 _encoder = msgspec.msgpack.Encoder()
 _decoders: dict[type, msgspec.msgpack.Decoder] = {}

@@ -21,11 +21,17 @@ from shoal.common.sessions import check_request_kwargs
 from shoal.coordinator.records import from_record, to_record
 from shoal.coordinator.stats import DOMAIN_BYTES, SESSION, STATUS, WORKER, stats_from_hash
 from shoal.queue import Commit, CrawlQueues, Scheduled, frontier_member
-from shoal.spiders import CrawlStats, Spider
+from shoal.spiders import CrawlStats, ItemList, Spider
 
 _item_encoder = msgspec.json.Encoder(enc_hook=str)
 _SEED_BATCH = 500
 _READ_COUNT = 128
+#: How often the engine looks at what the crawl's client asks (run, pause, cancel).
+_CONTROL_EVERY_S = 0.5
+
+
+class CrawlCancelled(Exception):
+    """The crawl's client asked to cancel it."""
 
 
 class FetchFailed(Exception):
@@ -49,6 +55,9 @@ class CrawlEngine:
         self.started = time.time()
         self._allowed = set(spider.allowed_domains or ())
         self._turn = 0
+        self._control = b"run"
+        self._control_read = 0.0
+        self._state = ""
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -215,7 +224,9 @@ class CrawlEngine:
         """Run the crawl to its end (resuming it if it was already started) and return its stats."""
         await self.queues.create({sid: self.sessions.get(sid).kind for sid in self.sessions.session_ids})
         resuming = bool(await self.redis.hget(keys.state(self.crawl), "seeded"))
-        await self.redis.hset(keys.state(self.crawl), mapping={"state": "running", "started": self.started})
+        started = await self.redis.hget(keys.state(self.crawl), "started")
+        self.started = float(started) if started else self.started
+        await self._set_state("running", started=self.started)
         await self.spider.on_start(resuming=resuming)
         try:
             if resuming:
@@ -225,19 +236,39 @@ class CrawlEngine:
             else:
                 await self._seed()
             while True:
-                idle, wait = await self._dispatch()
-                if idle:
-                    break
-                entries = await self.queues.read_responses(_READ_COUNT, wait if wait >= 0 else 1000)
+                control = await self._read_control()
+                if control == b"cancel":
+                    raise CrawlCancelled(self.crawl)
+                if control == b"pause":  # no dispatch; what is in flight comes back and is processed
+                    await self._set_state("paused")
+                    entries = await self.queues.read_responses(_READ_COUNT, int(_CONTROL_EVERY_S * 1000))
+                else:
+                    await self._set_state("running")
+                    idle, wait = await self._dispatch()
+                    if idle:
+                        break
+                    entries = await self.queues.read_responses(_READ_COUNT, wait if wait >= 0 else 1000)
                 if entries:
                     await self._consume(entries)
         finally:
             await self.spider.on_close()
         await self.queues.retire()
-        await self.redis.hset(keys.state(self.crawl), mapping={"state": "finished", "finished": time.time()})
+        await self._set_state("finished", finished=time.time())
         stats = await self.stats()
         self.log.info("%s", stats.to_dict())
         return stats
+
+    async def _read_control(self) -> bytes:
+        """What the client asks (run, pause, cancel), read at most every _CONTROL_EVERY_S seconds."""
+        if time.monotonic() - self._control_read >= _CONTROL_EVERY_S:
+            self._control_read = time.monotonic()
+            self._control = await self.redis.hget(keys.state(self.crawl), "control") or b"run"
+        return self._control
+
+    async def _set_state(self, state: str, **fields: float) -> None:
+        if state != self._state or fields:
+            await self.redis.hset(keys.state(self.crawl), mapping={"state": state, **fields})
+            self._state = state
 
     async def stats(self) -> CrawlStats:
         """The crawl's stats so far."""
@@ -250,6 +281,10 @@ class CrawlEngine:
         stats.autothrottle_enabled = spider.autothrottle_enabled
         stats.log_levels_counter = spider.log_counter.get_counts()
         return stats
+
+    async def item_list(self) -> ItemList:
+        """Every item stored so far, as an ItemList."""
+        return ItemList([item async for item in self.items()])
 
     async def items(self) -> AsyncIterable[dict[str, Any]]:
         """Every item stored so far, in order."""

@@ -68,6 +68,11 @@ def create_spider(cls: type[Spider], args: dict[str, Any]) -> Spider:
     return spider
 
 
+def load_spider(source: str, filename: str, name: str | None, args: dict[str, Any]) -> Spider:
+    """A spider instance from module source: its class by class or spider name, built with ``args``."""
+    return create_spider(find_spider_class(load_module(source, filename), name), args)
+
+
 def bare_spider(cls: type[Spider], args: dict[str, Any]) -> Spider:
     """An instance of ``cls`` with ``args`` as attributes but without running ``__init__``: what a worker
     needs to call a page action, without the spider's start-up side effects or constructor arguments."""

@@ -7,29 +7,35 @@ that died, and acknowledges a job in the same atomic step that publishes its res
 """
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import time
 from typing import Any, Protocol
 
+import msgspec
 from redis.asyncio import Redis
 
+from shoal import __version__
 from shoal.common import keys
 from shoal.common.messages import (
-    CrawlSpec,
     FetchError,
     FetchJob,
     FetchResult,
     MessageError,
     RequestRecord,
+    WorkerInfo,
     decode,
     encode,
 )
 from shoal.common.names import resolve_method
 from shoal.common.sessions import session_defaults
+from shoal.metrics import WorkerMetrics
 from shoal.queue import Job, JobStreams
+from shoal.specs import SpecError, load_spec, shared_secret
 from shoal.spiders.loader import bare_spider, find_spider_class, load_module
+from shoal.workers.memory import tree_memory
 
 log = logging.getLogger("shoal.worker")
 
@@ -57,6 +63,19 @@ class Worker:
         self.capacity = capacity or DEFAULT_CAPACITY[kind]
         self.name = f"{kind}-{socket.gethostname()}-{os.getpid()}"
         self.streams = JobStreams(redis, self.name, kind, sids or ())
+        self.secret = shared_secret()
+        self.metrics = WorkerMetrics(kind)
+        self.info = WorkerInfo(
+            id=self.name,
+            kind=kind,
+            sids=sorted(sids or ()),
+            capacity=self.capacity,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            version=__version__,
+            started=time.time(),
+            seen=time.time(),
+        )
         self._held: dict[str, Job] = {}
         self._room = asyncio.Event()
         self._room.set()
@@ -87,6 +106,8 @@ class Worker:
                 self._start(jobs)
         finally:
             await self._shutdown()
+            with contextlib.suppress(Exception):  # Redis may be gone; the heartbeat then just stops
+                await self.redis.hdel(keys.WORKERS, self.name)
 
     def _start(self, jobs: list[Job]) -> None:
         for job in jobs:
@@ -98,8 +119,17 @@ class Worker:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _heartbeat(self) -> None:
+        """Rewrite this worker's record in the registry: what it serves, holds and has fetched."""
+        info = self.info
+        info.seen, info.held = time.time(), len(self._held)
+        info.rss = tree_memory()
+        await self.redis.hset(keys.WORKERS, self.name, msgspec.json.encode(info))
+        self.metrics.held.labels(self.kind).set(info.held)
+
     async def _maintain(self) -> None:
-        """Keep held jobs leased, take over abandoned ones, and drop sessions of ended crawls."""
+        """Heartbeat, keep held jobs leased, take over abandoned ones, and drop sessions of ended crawls."""
+        await self._heartbeat()
         if self._held:
             await self.streams.touch(self._held.values())
         streams = await self.streams.refresh()
@@ -127,10 +157,10 @@ class Worker:
 
     async def _build_session(self, crawl: str, sid: str) -> Session:
         """The live session for a crawl's sid, from the session spec stored with the crawl."""
-        raw = await self.redis.get(keys.spec(crawl))
-        if raw is None:
-            raise LookupError(f"crawl {crawl} is not registered")
-        spec = decode(raw, CrawlSpec)
+        try:
+            spec = await load_spec(self.redis, crawl, self.secret)
+        except SpecError as e:
+            raise LookupError(str(e)) from None
         if sid not in spec.sessions:
             raise LookupError(f"crawl {crawl} has no session '{sid}'")
         given = spec.sessions[sid]
@@ -163,8 +193,10 @@ class Worker:
             if key in self._seen_sessions:
                 continue
             self._seen_sessions.add(key)
-            raw = await self.redis.get(keys.spec(key[0]))
-            config = decode(raw, CrawlSpec).sessions.get(key[1]) if raw else None
+            try:
+                config = (await load_spec(self.redis, key[0], self.secret)).sessions.get(key[1])
+            except SpecError:
+                config = None
             if config is not None and not config.lazy and config.kind == self.kind:
                 try:
                     session = await self._session(*key)
@@ -199,6 +231,8 @@ class Worker:
                 error = FetchError(kind="worker", message=f"{type(e).__name__}: {e}")
                 result = FetchResult(crawl=fetch.crawl, request=fetch.request, error=error)
             result.worker = self.name
+            self.metrics.observe(result)
+            self.info.fetched += 1
             await self.streams.finish(job, encode(result))
         finally:
             self._held.pop(job.entry_id, None)

@@ -1,0 +1,308 @@
+"""The Python client of a shoal service: submit spiders, watch and steer crawls, see the pools.
+
+    async with Client("redis://127.0.0.1:6379/0") as client:
+        crawl = await client.submit(ProductSpider)          # or "products.py", with spider args
+        async for item in crawl.items(follow=True):
+            ...
+        print(await crawl.wait())
+
+Everything here reads or writes documented Redis keys (see shoal.common.keys); the client holds no
+crawl state of its own.
+"""
+
+import asyncio
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from arq.connections import ArqRedis
+from redis.asyncio import ConnectionPool
+
+from shoal.common import keys
+from shoal.common.messages import ARQ_SERIALIZERS, CrawlSpec, MessageError, Submission, WorkerInfo, decode, encode
+from shoal.common.signing import sign
+from shoal.coordinator.stats import stats_from_hash
+from shoal.specs import shared_secret
+from shoal.spiders import CrawlStats, Spider
+from shoal.spiders.loader import spider_source
+
+#: A worker or coordinator not heard from for this long is listed as dead.
+DEAD_AFTER_S = 10.0
+#: States after which a crawl does nothing more.
+ENDED = ("finished", "failed", "cancelled")
+#: What decoding a malformed record from Redis raises.
+MALFORMED = (MessageError, msgspec.DecodeError)
+
+
+class SubmissionError(Exception):
+    """A submission the service refused or could not load; the message holds the spider's traceback."""
+
+
+class CrawlFailed(Exception):
+    """A crawl that ended in failure; the message holds the reason (a traceback)."""
+
+
+@dataclass
+class SidStatus:
+    """Where one sid's work stands: waiting in the frontier, queued for its pool, in flight."""
+
+    sid: str
+    kind: str
+    frontier: int
+    queued: int
+    inflight: int
+    workers: int  # live workers serving this sid
+    pages: int
+    pages_per_second: float
+
+
+@dataclass
+class CrawlStatus:
+    """A crawl at a glance."""
+
+    crawl: str
+    spider: str
+    state: str
+    owner: str  # the coordinator holding its lease ("" when none)
+    pages: int = 0
+    items: int = 0
+    errors: int = 0
+    pages_per_second: float = 0.0
+    started: float = 0.0
+    finished: float = 0.0
+    error: str = ""
+    sids: dict[str, SidStatus] = field(default_factory=dict)
+
+
+@dataclass
+class WorkerStatus:
+    """A registered worker and whether its heartbeat is recent."""
+
+    info: WorkerInfo
+    alive: bool
+
+    def serves(self, kind: str, sid: str) -> bool:
+        return self.alive and self.info.kind == kind and (not self.info.sids or sid in self.info.sids)
+
+
+class Crawl:
+    """A handle on one crawl of the service."""
+
+    def __init__(self, client: "Client", crawl_id: str) -> None:
+        self.client = client
+        self.id = crawl_id
+
+    def __repr__(self) -> str:
+        return f"<Crawl {self.id}>"
+
+    async def status(self) -> CrawlStatus:
+        """The crawl's state, counts and per-sid queues; raises LookupError for an unknown crawl."""
+        return await self.client._status(self.id, await self.client.workers())
+
+    async def stats(self) -> CrawlStats:
+        """The crawl's Scrapling-style stats so far."""
+        return stats_from_hash(await self.client.redis.hgetall(keys.stats(self.id)))
+
+    async def wait(self, timeout: float | None = None, poll: float = 0.5) -> CrawlStatus:
+        """Wait until the crawl ends; raises CrawlFailed if it failed, TimeoutError after ``timeout`` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (status := await self.status()).state not in ENDED:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"crawl {self.id} is still {status.state} after {timeout} s")
+            await asyncio.sleep(poll)
+        if status.state == "failed":
+            raise CrawlFailed(f"crawl {self.id} failed:\n{status.error}")
+        return status
+
+    async def items(self, follow: bool = False) -> AsyncIterator[dict[str, Any]]:
+        """The crawl's items from the first; with ``follow``, new ones as they come until the crawl ends."""
+        redis, stream, last = self.client.redis, keys.items(self.id), "0"
+        while True:
+            ended = (await redis.hget(keys.state(self.id), "state") or b"").decode() in ENDED
+            reply = await redis.xread({stream: last}, count=1000, block=500 if follow and not ended else None)
+            for _, entries in reply or ():
+                for entry_id, fields in entries:
+                    last = entry_id
+                    yield msgspec.json.decode(fields[b"i"])
+            if not reply and (ended or not follow):
+                return
+
+    async def _control(self, control: str) -> None:
+        state = await self.client.redis.hget(keys.state(self.id), "state")
+        if state is None:
+            raise LookupError(f"no crawl {self.id!r}")
+        await self.client.redis.hset(keys.state(self.id), "control", control)
+
+    async def pause(self) -> None:
+        """Stop dispatching requests; those in flight finish, nothing is lost."""
+        await self._control("pause")
+
+    async def resume(self) -> None:
+        """Dispatch again after ``pause``."""
+        await self._control("run")
+
+    async def cancel(self) -> None:
+        """End the crawl now; its coordinator deletes its keys (its state stays, saying ``cancelled``)."""
+        await self._control("cancel")
+
+
+class Client:
+    """Talks to a shoal service through its Redis (``$REDIS_URL`` by default)."""
+
+    def __init__(self, redis_url: str | None = None, *, secret: str | None = None) -> None:
+        self.redis_url = redis_url or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+        self.secret = secret if secret is not None else shared_secret()
+        pool = ConnectionPool.from_url(self.redis_url)
+        self.redis = ArqRedis(connection_pool=pool, default_queue_name=keys.SUBMISSIONS, **ARQ_SERIALIZERS)
+
+    async def __aenter__(self) -> "Client":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.redis.aclose(close_connection_pool=True)
+
+    def crawl(self, crawl_id: str) -> Crawl:
+        return Crawl(self, crawl_id)
+
+    async def submit(
+        self,
+        spider: type[Spider] | str | Path,
+        *,
+        spider_name: str | None = None,
+        output: str = "",
+        crawl_id: str | None = None,
+        accept_timeout: float = 30.0,
+        **spider_args: Any,
+    ) -> Crawl:
+        """Submit a Spider class or a spider file and wait until a coordinator accepts it.
+
+        Raises SubmissionError with the spider's traceback when it does not load (import error, no
+        such class, a bad argument) or the service refuses it, and TimeoutError when no coordinator
+        took it within ``accept_timeout`` seconds (it stays queued).
+        """
+        if isinstance(spider, type):
+            source, filename = spider_source(spider)
+            if not source:
+                raise SubmissionError(f"cannot find the source of {spider.__name__}; submit its file instead")
+            spider_name, label = spider_name or spider.__name__, spider.name or spider.__name__
+        else:
+            path = Path(spider)
+            try:
+                source = path.read_text(encoding="utf-8")
+            except OSError as e:
+                raise SubmissionError(f"cannot read spider file {path}: {e.strerror}") from None
+            filename, label = str(path), spider_name or path.stem
+        crawl_id = crawl_id or f"{label}-{uuid.uuid4().hex[:8]}"
+        submission = Submission(
+            crawl=crawl_id,
+            source=source,
+            filename=filename,
+            spider=spider_name or "",
+            args=spider_args,
+            output=output,
+            submitted=time.time(),
+        )
+        payload = encode(submission)
+        state = {"state": "submitted", "spider": label, "submitted": submission.submitted}
+        if not await self.redis.hsetnx(keys.state(crawl_id), "state", "submitted"):
+            raise SubmissionError(f"a crawl {crawl_id!r} already exists")
+        await self.redis.hset(keys.state(crawl_id), mapping=state)
+        await self.redis.sadd(keys.CRAWLS, crawl_id)
+        signature = sign(payload, self.secret) if self.secret else ""
+        await self.redis.enqueue_job("accept", payload, signature, _job_id=crawl_id)
+        crawl = Crawl(self, crawl_id)
+        deadline = time.monotonic() + accept_timeout
+        while (status := await crawl.status()).state == "submitted":
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"no coordinator accepted crawl {crawl_id} within {accept_timeout} s "
+                    "(is `shoal coordinator` running on this Redis?); it stays queued"
+                )
+            await asyncio.sleep(0.1)
+        if status.state == "failed":
+            raise SubmissionError(f"crawl {crawl_id} was not accepted:\n{status.error}")
+        return crawl
+
+    async def crawls(self) -> list[CrawlStatus]:
+        """Every crawl this Redis knows, newest first."""
+        workers = await self.workers()
+        found = []
+        for raw in await self.redis.smembers(keys.CRAWLS):
+            try:
+                found.append(await self._status(raw.decode(), workers))
+            except LookupError:
+                continue  # its keys expired
+        return sorted(found, key=lambda status: status.started, reverse=True)
+
+    async def workers(self) -> list[WorkerStatus]:
+        """Every registered worker, alive or not (a dead one stopped sending heartbeats)."""
+        now, found = time.time(), []
+        for raw in (await self.redis.hgetall(keys.WORKERS)).values():
+            with contextlib.suppress(*MALFORMED):  # a record that does not decode is skipped
+                info = msgspec.json.decode(raw, type=WorkerInfo)
+                found.append(WorkerStatus(info, alive=now - info.seen < DEAD_AFTER_S))
+        return sorted(found, key=lambda w: (w.info.kind, w.info.id))
+
+    async def queues(self) -> list[SidStatus]:
+        """Every sid of every running or paused crawl, with its queue depths and live workers."""
+        return [sid for crawl in await self.crawls() if crawl.state not in ENDED for sid in crawl.sids.values()]
+
+    async def _status(self, crawl: str, workers: list[WorkerStatus]) -> CrawlStatus:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.state(crawl))
+            pipe.get(keys.spec(crawl))
+            pipe.hgetall(keys.stats(crawl))
+            pipe.hgetall(keys.inflight(crawl))
+            pipe.get(keys.lease(crawl))
+            state, raw_spec, raw_stats, inflight, owner = await pipe.execute()
+        if not state:
+            raise LookupError(f"no crawl {crawl!r}")
+        text = {k.decode(): v.decode() for k, v in state.items() if k != b"signature"}
+        stats = stats_from_hash(raw_stats)
+        started = float(text.get("started", 0) or 0)
+        end = float(text.get("finished", 0) or 0) or time.time()
+        elapsed = max(end - started, 1e-9) if started else 0.0
+        status = CrawlStatus(
+            crawl=crawl,
+            spider=text.get("spider", ""),
+            state=text.get("state", ""),
+            owner=owner.decode() if owner else "",
+            pages=stats.requests_count,
+            items=stats.items_scraped,
+            errors=stats.failed_requests_count,
+            pages_per_second=stats.requests_count / elapsed if elapsed else 0.0,
+            started=started,
+            finished=float(text.get("finished", 0) or 0),
+            error=text.get("error", ""),
+        )
+        if raw_spec is None:
+            return status
+        with contextlib.suppress(*MALFORMED):  # a record that does not decode is skipped
+            sessions = decode(raw_spec, CrawlSpec).sessions
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for sid in sessions:
+                    pipe.zcard(keys.frontier(crawl, sid))
+                    pipe.xlen(keys.queue(crawl, sid))
+                depths = await pipe.execute()
+            for i, (sid, config) in enumerate(sessions.items()):
+                pages = stats.sessions_requests_count.get(sid, 0)
+                status.sids[sid] = SidStatus(
+                    sid=sid,
+                    kind=config.kind,
+                    frontier=depths[2 * i],
+                    queued=depths[2 * i + 1],
+                    inflight=int(inflight.get(sid.encode(), 0)),
+                    workers=sum(worker.serves(config.kind, sid) for worker in workers),
+                    pages=pages,
+                    pages_per_second=pages / elapsed if elapsed else 0.0,
+                )
+        return status

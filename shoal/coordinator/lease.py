@@ -1,0 +1,53 @@
+"""Crawl ownership: a lease is a Redis key with a TTL holding its owner's id, renewed by heartbeat.
+
+Whoever holds a crawl's lease runs its engine; when the owner dies the key expires and any
+coordinator may claim the crawl and resume it.
+"""
+
+import asyncio
+
+from redis.asyncio import Redis
+
+from shoal.common import keys
+
+#: A lease lives this long unless renewed; its owner renews it every RENEW_S seconds.
+LEASE_MS = 6000
+RENEW_S = 2.0
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class Leases:
+    """The leases held by one owner."""
+
+    def __init__(self, redis: Redis, owner: str) -> None:
+        self.redis = redis
+        self.owner = owner
+        self._renew = redis.register_script(_RENEW)
+        self._release = redis.register_script(_RELEASE)
+
+    async def claim(self, crawl: str) -> bool:
+        """Take ``crawl`` if nobody holds it."""
+        return bool(await self.redis.set(keys.lease(crawl), self.owner, nx=True, px=LEASE_MS))
+
+    async def renew(self, crawl: str) -> bool:
+        """Extend our lease on ``crawl``; False when it is no longer ours."""
+        return bool(await self._renew(keys=[keys.lease(crawl)], args=[self.owner, LEASE_MS]))
+
+    async def release(self, crawl: str) -> None:
+        """Give ``crawl`` up at once (if it is still ours), so another owner need not wait for expiry."""
+        await self._release(keys=[keys.lease(crawl)], args=[self.owner])
+
+    async def hold(self, crawl: str) -> None:
+        """Renew the lease on ``crawl`` every RENEW_S seconds until cancelled; raises if it is lost."""
+        while True:
+            await asyncio.sleep(RENEW_S)
+            if not await self.renew(crawl):
+                raise RuntimeError(f"lost the lease of crawl {crawl}: another coordinator owns it now")

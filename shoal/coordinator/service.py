@@ -1,0 +1,193 @@
+"""The coordinator service (``shoal coordinator``): accepts submitted crawls and runs them, many at once.
+
+Submissions arrive through arq (msgspec-encoded, never pickled; results not kept). A crawl is owned
+by whichever coordinator holds its lease, a Redis key with a TTL that the owner renews every
+``RENEW_S`` seconds; when a coordinator dies its leases run out and any coordinator, a restarted one
+or a second one, takes the crawls over and resumes them from Redis.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import traceback
+import uuid
+
+import msgspec
+from arq.connections import RedisSettings
+from arq.worker import Worker as ArqWorker
+from arq.worker import func
+from redis.asyncio import Redis
+
+from shoal import __version__
+from shoal.common import keys
+from shoal.common.messages import ARQ_SERIALIZERS, MessageError, Submission, WorkerInfo, decode
+from shoal.common.signing import verify
+from shoal.coordinator.engine import CrawlCancelled, CrawlEngine
+from shoal.coordinator.lease import RENEW_S, Leases
+from shoal.queue import CrawlQueues
+from shoal.specs import load_spec, store_spec
+from shoal.spiders import Spider
+from shoal.spiders.loader import crawl_spec, load_spider
+
+log = logging.getLogger("shoal.coordinator")
+
+#: Finished, failed and cancelled crawls keep their keys this long (items, stats, state).
+RETENTION_S = int(os.environ.get("SHOAL_RETENTION_DAYS", "7")) * 86400
+#: A worker whose heartbeat stopped this long ago is removed from the registry (listed dead until then).
+FORGET_WORKERS_S = 3600
+#: States in which a crawl needs an owner.
+ACTIVE = (b"running", b"paused")
+
+
+class Coordinator:
+    """One coordinator process: takes submissions, holds leases, runs an engine per owned crawl."""
+
+    def __init__(self, redis: Redis, redis_url: str, *, secret: str | None = None, name: str | None = None) -> None:
+        self.redis = redis
+        self.redis_url = redis_url
+        self.secret = secret
+        self.id = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.started = time.time()
+        self.tasks: dict[str, asyncio.Task] = {}
+        self.leases = Leases(redis, self.id)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set, then hand every owned crawl back (resumable) and exit."""
+        intake = ArqWorker(
+            functions=[func(self._accept, name="accept")],
+            queue_name=keys.SUBMISSIONS,
+            redis_settings=RedisSettings.from_dsn(self.redis_url),
+            handle_signals=False,
+            keep_result=0,
+            max_tries=3,
+            job_timeout=120,
+            poll_delay=0.2,
+            **ARQ_SERIALIZERS,
+        )
+        intake_task = asyncio.create_task(intake.async_run())
+        log.info("coordinator %s serving %s", self.id, self.redis_url)
+        try:
+            while not stop.is_set():
+                await self._heartbeat()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), RENEW_S)
+                if intake_task.done():
+                    intake_task.result()  # the intake died: let the process fail loudly
+        finally:
+            intake_task.cancel()
+            await intake.close()
+            for task in self.tasks.values():
+                task.cancel()
+            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+            await self.redis.hdel(keys.COORDINATORS, self.id)
+
+    # -- submissions ----------------------------------------------------------------------------
+
+    async def _accept(self, ctx: dict, payload: bytes, signature: str = "") -> str:
+        """arq job: check a submission, load its spider, register the crawl and start running it."""
+        try:
+            submission = decode(payload, Submission)
+        except MessageError as e:
+            log.error("rejected a submission: %s", e)
+            return "rejected"
+        crawl = submission.crawl
+        if self.secret and not (signature and verify(payload, signature, self.secret)):
+            await self._fail(crawl, "refused: the submission is not signed with this cluster's secret (SHOAL_SECRET)")
+            return "refused"
+        if await self.redis.exists(keys.spec(crawl)):
+            return "already accepted"  # a retried job whose first run got this far
+        try:
+            spider = load_spider(submission.source, submission.filename, submission.spider or None, submission.args)
+            spec = crawl_spec(crawl, spider, submission.source, submission.filename, submission.args)
+        except Exception as e:
+            await self._fail(crawl, "".join(traceback.format_exception(e)))
+            return "failed"
+        await store_spec(self.redis, spec, self.secret)
+        await self.redis.hset(
+            keys.state(crawl), mapping={"state": "running", "spider": spec.name, "output": submission.output}
+        )
+        if await self.leases.claim(crawl):
+            self._start(crawl, spider)
+        log.info("accepted crawl %s (%s)", crawl, spec.class_name)
+        return "accepted"
+
+    async def _fail(self, crawl: str, error: str) -> None:
+        log.error("crawl %s failed: %s", crawl, error)
+        await self.redis.hset(keys.state(crawl), mapping={"state": "failed", "error": error, "finished": time.time()})
+
+    # -- ownership ------------------------------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        """Renew owned leases (dropping crawls whose lease was lost), take over orphans, say we live."""
+        for crawl, task in list(self.tasks.items()):
+            if not task.done() and not await self.leases.renew(crawl):
+                log.error("lost the lease of crawl %s; stopping it here", crawl)
+                task.cancel()
+        for raw in await self.redis.smembers(keys.CRAWLS):
+            crawl = raw.decode()
+            if crawl in self.tasks:
+                continue
+            state = await self.redis.hget(keys.state(crawl), "state")
+            if state is None:  # its keys expired
+                await self.redis.srem(keys.CRAWLS, crawl)
+            elif state in ACTIVE and await self.leases.claim(crawl):
+                log.info("taking over crawl %s", crawl)
+                self._start(crawl, None)
+        for worker, raw in (await self.redis.hgetall(keys.WORKERS)).items():
+            with contextlib.suppress(msgspec.DecodeError):
+                if time.time() - msgspec.json.decode(raw, type=WorkerInfo).seen > FORGET_WORKERS_S:
+                    await self.redis.hdel(keys.WORKERS, worker)
+        info = {"id": self.id, "host": socket.gethostname(), "pid": os.getpid(), "version": __version__}
+        info |= {"started": self.started, "seen": time.time(), "crawls": sorted(self.tasks)}
+        await self.redis.hset(keys.COORDINATORS, self.id, msgspec.json.encode(info))
+
+    def _start(self, crawl: str, spider: Spider | None) -> None:
+        task = asyncio.create_task(self._run(crawl, spider), name=f"crawl {crawl}")
+        self.tasks[crawl] = task
+        task.add_done_callback(lambda _: self.tasks.pop(crawl, None))
+
+    async def _run(self, crawl: str, spider: Spider | None) -> None:
+        """Run (or resume) an owned crawl to its end, then give up its lease."""
+        try:
+            if spider is None:
+                spec = await load_spec(self.redis, crawl, self.secret)
+                spider = load_spider(spec.source, spec.filename, spec.class_name, spec.args)
+            engine = CrawlEngine(self.redis, spider, crawl)
+            await engine.run()
+            output = await self.redis.hget(keys.state(crawl), "output")
+            if output:
+                (await engine.item_list()).export(output.decode())
+            await self._expire(crawl)
+        except CrawlCancelled:
+            await self._clean(crawl)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            await self._fail(crawl, "".join(traceback.format_exception(e)))
+            await CrawlQueues(self.redis, crawl).retire()
+            await self._expire(crawl)
+        finally:
+            await self.leases.release(crawl)
+
+    async def _crawl_keys(self, crawl: str) -> list[bytes]:
+        return [key async for key in self.redis.scan_iter(match=keys.crawl_keys(crawl), count=1000)]
+
+    async def _expire(self, crawl: str) -> None:
+        """Keep an ended crawl's keys for RETENTION_S seconds."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in await self._crawl_keys(crawl):
+                pipe.expire(key, RETENTION_S)
+            await pipe.execute()
+
+    async def _clean(self, crawl: str) -> None:
+        """A cancelled crawl: delete every key but its state, which says ``cancelled`` for RETENTION_S."""
+        await self.redis.hset(keys.state(crawl), mapping={"state": "cancelled", "finished": time.time()})
+        await self.redis.expire(keys.state(crawl), RETENTION_S)
+        await CrawlQueues(self.redis, crawl).retire()
+        doomed = [key for key in await self._crawl_keys(crawl) if key.decode() != keys.state(crawl)]
+        if doomed:
+            await self.redis.delete(*doomed)
+        log.info("cancelled crawl %s", crawl)

@@ -1,0 +1,328 @@
+"""The service: a coordinator and workers as separate processes, driven by the client and the CLI."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import redis
+
+from shoal.client import Client, SubmissionError
+from shoal.common import keys
+from shoal.demo.site import ShopSite, start_site
+
+SHOP_SPIDER = """
+from shoal.spiders import Request, Response, Spider
+
+
+class ShopSpider(Spider):
+    name = "shop"
+    concurrent_requests = 4
+    logging_level = 30
+    url = ""
+    product_sid = ""
+
+    async def start_requests(self):
+        yield Request(self.url + "/products")
+
+    async def parse(self, response: Response):
+        for link in response.css("a.product::attr(href)").getall():
+            yield response.follow(link, sid=self.product_sid, callback=self.parse_product)
+        if next_page := response.css("a.next::attr(href)").get():
+            yield response.follow(next_page)
+
+    async def parse_product(self, response: Response):
+        yield {"name": response.css("h1::text").get(""), "price": response.css(".price::text").get("")}
+"""
+
+TWO_SID_SPIDER = SHOP_SPIDER.replace(
+    '    product_sid = ""\n',
+    """    product_sid = "pages"
+
+    def configure_sessions(self, manager):
+        from shoal.fetchers import FetcherSession
+        manager.add("listings", FetcherSession())
+        manager.add("pages", FetcherSession())
+""",
+)
+
+
+class Service:
+    """Coordinator and worker processes on one Redis, stopped (SIGTERM) at the end of a test."""
+
+    def __init__(self, redis_url: str, tmp_path: Path) -> None:
+        self.redis_url = redis_url
+        self.tmp_path = tmp_path
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self, role: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        command = [sys.executable, "-m", "shoal", role, "--redis", self.redis_url, "--log-level", "WARNING", *args]
+        process = subprocess.Popen(command, env={**os.environ, **(env or {})})
+        self.processes.append(process)
+        return process
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "shoal", *args, "--redis", self.redis_url]
+        wide = {**os.environ, "COLUMNS": "200"}
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, env=wide)
+
+    def spider_file(self, source: str, name: str = "spider.py") -> Path:
+        path = self.tmp_path / name
+        path.write_text(source)
+        return path
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def service(redis_url, tmp_path):
+    running = Service(redis_url, tmp_path)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def slow_shop():
+    """A shop of 60 products for crawls that must still be running while a test acts on them."""
+    running = start_site(ShopSite(products=60))
+    yield running
+    running.stop()
+
+
+async def wait_for(condition, timeout: float = 30, every: float = 0.1):
+    """Poll an async ``condition`` until it returns something truthy; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not (value := await condition()):
+        assert time.monotonic() < deadline, f"not met within {timeout} s"
+        await asyncio.sleep(every)
+    return value
+
+
+def expected(site) -> list[tuple[str, str]]:
+    return sorted((item["name"], item["price"]) for item in site.site.expected_items())
+
+
+def found(items) -> list[tuple[str, str]]:
+    return sorted((item["name"], item["price"]) for item in items)
+
+
+async def test_a_spider_submitted_from_another_process_runs_on_the_service_and_its_items_reach_the_client(
+    service, shop, redis_url
+):
+    service.start("coordinator")
+    service.start("worker", "--kind", "http")
+    submitted = service.cli("submit", str(service.spider_file(SHOP_SPIDER)), "-a", f"url={shop.url}", "--wait")
+    assert submitted.returncode == 0, submitted.stderr
+    crawl_id = submitted.stdout.split()[0]
+    async with Client(redis_url) as client:
+        crawl = client.crawl(crawl_id)
+        assert (await crawl.status()).state == "finished"
+        assert found([item async for item in crawl.items()]) == expected(shop)
+        assert (await crawl.stats()).requests_count == 105
+    listed = service.cli("items", crawl_id)
+    assert found(json.loads(line) for line in listed.stdout.splitlines()) == expected(shop)
+
+
+async def test_two_crawls_at_once_keep_their_own_items_and_stats(service, shop, slow_shop, redis_url):
+    service.start("coordinator")
+    service.start("worker", "--kind", "http")
+    spider = service.spider_file(SHOP_SPIDER)
+    async with Client(redis_url) as client:
+        first, second = await asyncio.gather(
+            client.submit(spider, url=shop.url, download_delay=0.01), client.submit(spider, url=slow_shop.url)
+        )
+        await asyncio.gather(first.wait(60), second.wait(60))
+        assert found([item async for item in first.items()]) == expected(shop)
+        assert found([item async for item in second.items()]) == expected(slow_shop)
+        assert (await first.stats()).requests_count == 105
+        assert (await second.stats()).requests_count == 63
+        assert {status.crawl for status in await client.crawls()} == {first.id, second.id}
+
+
+async def test_pause_stops_dispatch_losing_nothing_and_resume_finishes_with_the_same_items(
+    service, slow_shop, redis_url
+):
+    service.start("coordinator")
+    service.start("worker", "--kind", "http")
+    async with Client(redis_url) as client:
+        crawl = await client.submit(service.spider_file(SHOP_SPIDER), url=slow_shop.url, download_delay=0.1)
+        await wait_for(lambda: _pages_at_least(crawl, 10))
+        await crawl.pause()
+        paused = await wait_for(lambda: _settled(crawl, "paused"))
+        await asyncio.sleep(1.0)  # a window in which a crawl that still dispatched would fetch ~10 pages
+        assert (await crawl.status()).pages == paused.pages < 63
+        assert sum(sid.frontier for sid in paused.sids.values()) > 0
+        await crawl.resume()
+        await crawl.wait(60)
+        assert found([item async for item in crawl.items()]) == expected(slow_shop)
+        assert (await crawl.stats()).requests_count == 63
+
+
+async def _pages_at_least(crawl, pages: int):
+    return (await crawl.status()).pages >= pages
+
+
+async def _settled(crawl, state: str):
+    """The crawl's status once it is in ``state`` with nothing in flight or queued, else None."""
+    status = await crawl.status()
+    busy = sum(sid.inflight + sid.queued for sid in status.sids.values())
+    return status if status.state == state and busy == 0 else None
+
+
+async def test_cancel_ends_the_crawl_and_deletes_its_keys(service, slow_shop, redis_url):
+    service.start("coordinator")
+    service.start("worker", "--kind", "http")
+    async with Client(redis_url) as client:
+        crawl = await client.submit(service.spider_file(SHOP_SPIDER), url=slow_shop.url, download_delay=0.1)
+        await wait_for(lambda: _pages_at_least(crawl, 5))
+        assert service.cli("cancel", crawl.id).returncode == 0
+        await wait_for(lambda: _state_is(crawl, "cancelled"))
+        left = redis.Redis.from_url(redis_url).keys(keys.crawl_keys(crawl.id))
+        assert [key.decode() for key in left] == [keys.state(crawl.id)]
+        assert not redis.Redis.from_url(redis_url).hexists(keys.QUEUES, keys.queue(crawl.id, "default"))
+
+
+async def _state_is(crawl, state: str) -> bool:
+    return (await crawl.status()).state == state
+
+
+@pytest.mark.parametrize(
+    ("source", "options", "expected_text"),
+    [
+        ("import no_such_module_here\n" + SHOP_SPIDER, {}, "ModuleNotFoundError: No module named 'no_such_module_he"),
+        (SHOP_SPIDER, {"spider_name": "NoSuchSpider"}, "no Spider subclass named 'NoSuchSpider'"),
+        (
+            SHOP_SPIDER + "\n    def __init__(self, pages):\n        raise ValueError(f'bad pages: {pages!r}')\n",
+            {"pages": "many"},
+            "ValueError: bad pages: 'many'",
+        ),
+    ],
+    ids=["import error", "missing class", "bad argument"],
+)
+async def test_a_spider_that_cannot_load_fails_the_submission_with_its_traceback(
+    service, redis_url, source, options, expected_text
+):
+    service.start("coordinator")
+    async with Client(redis_url) as client:
+        with pytest.raises(SubmissionError) as failure:
+            await client.submit(service.spider_file(source), **options)
+    message = str(failure.value)
+    assert expected_text in message
+    assert "Traceback" in message and "spider.py" in message
+
+
+async def test_unsigned_submissions_are_refused_when_a_secret_is_set(service, shop, redis_url):
+    service.start("coordinator", env={"SHOAL_SECRET": "s3cret"})
+    service.start("worker", "--kind", "http", env={"SHOAL_SECRET": "s3cret"})
+    spider = service.spider_file(SHOP_SPIDER)
+    async with Client(redis_url, secret="") as unsigned, Client(redis_url, secret="wrong") as forged:
+        for client in (unsigned, forged):
+            with pytest.raises(SubmissionError, match="not signed with this cluster's secret"):
+                await client.submit(spider, url=shop.url)
+    async with Client(redis_url, secret="s3cret") as signed:
+        crawl = await signed.submit(spider, url=shop.url)
+        await crawl.wait(60)
+        assert found([item async for item in crawl.items()]) == expected(shop)
+
+
+async def test_a_killed_coordinators_crawl_is_taken_over_by_another_and_ends_with_the_same_items(
+    service, slow_shop, redis_url
+):
+    first = service.start("coordinator")
+    service.start("worker", "--kind", "http")
+    async with Client(redis_url) as client:
+        crawl = await client.submit(service.spider_file(SHOP_SPIDER), url=slow_shop.url, download_delay=0.05)
+        await wait_for(lambda: _pages_at_least(crawl, 10))
+        owner = (await crawl.status()).owner
+        first.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        service.start("coordinator")
+        await wait_for(lambda: _owned_by_other(crawl, owner), timeout=20)
+        taken_over = time.monotonic() - killed
+        await crawl.wait(60)
+        assert found([item async for item in crawl.items()]) == expected(slow_shop)
+        assert taken_over < 12  # the lease (6 s) ran out and the new coordinator's next round claimed it
+
+
+async def _owned_by_other(crawl, owner: str) -> bool:
+    status = await crawl.status()
+    return status.owner not in ("", owner) or status.state == "finished"
+
+
+async def test_status_and_metrics_show_a_queue_growing_for_a_sid_with_no_live_worker_and_draining_once_one_starts(
+    service, slow_shop, redis_url, tmp_path
+):
+    metrics_port = _free_port()
+    service.start("coordinator", "--metrics-port", str(metrics_port))
+    service.start("worker", "--kind", "http", "--sid", "listings")
+    async with Client(redis_url) as client:
+        crawl = await client.submit(service.spider_file(TWO_SID_SPIDER), url=slow_shop.url)
+        status = await wait_for(lambda: _backlog(crawl), timeout=30)
+        assert status.sids["pages"].workers == 0 and status.sids["listings"].workers == 1
+        shown = service.cli("status", crawl.id).stdout
+        rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in shown.splitlines() if "│" in line]
+        (frontier, queued, _, live), *_ = [row[3:7] for row in rows if row[1:3] == ["pages", "http"]]
+        assert int(frontier) > 0 and int(queued) > 0 and live == "0"
+        metrics = await wait_for(lambda: _metric(metrics_port, "shoal_queue_depth", crawl.id, "pages"), timeout=10)
+        assert metrics > 0
+        service.start("worker", "--kind", "http", "--sid", "pages")
+        await crawl.wait(60)
+        assert found([item async for item in crawl.items()]) == expected(slow_shop)
+        assert await wait_for(lambda: _metric_is(metrics_port, "shoal_queue_depth", crawl.id, "pages", 0.0))
+
+
+async def _backlog(crawl):
+    """The status once the product pages wait for a worker: jobs queued and more in the frontier."""
+    status = await crawl.status()
+    pages = status.sids.get("pages")
+    return status if pages and pages.queued > 0 and pages.frontier > 0 else None
+
+
+async def _metric(port: int, name: str, crawl: str, sid: str) -> float | None:
+    text = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode())
+    for line in text.splitlines():
+        if line.startswith(name + "{") and f'crawl="{crawl}"' in line and f'sid="{sid}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+async def _metric_is(port: int, name: str, crawl: str, sid: str, value: float) -> bool:
+    return await _metric(port, name, crawl, sid) == value
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def test_workers_register_with_a_heartbeat_and_are_listed_dead_when_it_stops(service, redis_url):
+    worker = service.start("worker", "--kind", "http", "--sid", "a", "--capacity", "7")
+    async with Client(redis_url) as client:
+        (listed,) = await wait_for(client.workers, timeout=20)
+        assert listed.alive and listed.info.pid == worker.pid
+        assert (listed.info.kind, listed.info.sids, listed.info.capacity) == ("http", ["a"], 7)
+        assert "live" in service.cli("workers").stdout
+        worker.send_signal(signal.SIGKILL)
+        await wait_for(lambda: _all_dead(client), timeout=20)
+        assert "dead" in service.cli("workers").stdout
+
+
+async def _all_dead(client) -> bool:
+    return all(not worker.alive for worker in await client.workers())
