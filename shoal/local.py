@@ -192,13 +192,11 @@ async def crawl(spider: Spider, options: LocalOptions) -> CrawlResult:
     async with _local_crawl(spider, options) as (engine, workers):
         reporter = asyncio.create_task(_report(engine, options.on_progress)) if options.on_progress else None
         try:
-            spider.stats = await workers.guard(engine.run())
+            spider.stats = await workers.guard(engine.run(options.output))
         finally:
             if reporter:
                 reporter.cancel()
         items = await engine.item_list()
-    if options.output:
-        items.export(options.output)
     return CrawlResult(stats=spider.stats, items=items, paused=False)
 
 

@@ -1,6 +1,7 @@
 """The service: a coordinator and workers as separate processes, driven by the client and the CLI."""
 
 import asyncio
+import csv
 import json
 import os
 import signal
@@ -125,7 +126,9 @@ async def test_a_spider_submitted_from_another_process_runs_on_the_service_and_i
 ):
     service.start("coordinator")
     service.start("worker", "--kind", "http")
-    submitted = service.cli("submit", str(service.spider_file(SHOP_SPIDER)), "-a", f"url={shop.url}", "--wait")
+    output = service.tmp_path / "items.csv"
+    spider_file = str(service.spider_file(SHOP_SPIDER))
+    submitted = service.cli("submit", spider_file, "-a", f"url={shop.url}", "-o", str(output), "--wait")
     assert submitted.returncode == 0, submitted.stderr
     crawl_id = submitted.stdout.split()[0]
     async with Client(redis_url) as client:
@@ -135,6 +138,8 @@ async def test_a_spider_submitted_from_another_process_runs_on_the_service_and_i
         assert (await crawl.stats()).requests_count == 105
     listed = service.cli("items", crawl_id)
     assert found(json.loads(line) for line in listed.stdout.splitlines()) == expected(shop)
+    with output.open(newline="") as written:  # the coordinator wrote them too, as asked at submit
+        assert found(csv.DictReader(written)) == expected(shop)
 
 
 async def test_two_crawls_at_once_keep_their_own_items_and_stats(service, shop, slow_shop, redis_url):

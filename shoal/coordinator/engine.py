@@ -8,6 +8,7 @@ The crawl ends when every frontier is empty and nothing is in flight.
 
 import time
 from collections.abc import AsyncIterable
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -220,8 +221,9 @@ class CrawlEngine:
         commits = [await self._process(entry_id, payload) for entry_id, payload in entries]
         await self.queues.commit(commits)
 
-    async def run(self) -> CrawlStats:
-        """Run the crawl to its end (resuming it if it was already started) and return its stats."""
+    async def run(self, output: str | Path | None = None) -> CrawlStats:
+        """Run the crawl to its end (resuming it if it was already started) and return its stats;
+        with ``output``, the items are written there (format by extension) before it is marked finished."""
         await self.queues.create({sid: self.sessions.get(sid).kind for sid in self.sessions.session_ids})
         resuming = bool(await self.redis.hget(keys.state(self.crawl), "seeded"))
         started = await self.redis.hget(keys.state(self.crawl), "started")
@@ -253,6 +255,8 @@ class CrawlEngine:
         finally:
             await self.spider.on_close()
         await self.queues.retire()
+        if output:
+            (await self.item_list()).export(output)
         await self._set_state("finished", finished=time.time())
         stats = await self.stats()
         self.log.info("%s", stats.to_dict())

@@ -155,11 +155,8 @@ class Coordinator:
             if spider is None:
                 spec = await load_spec(self.redis, crawl, self.secret)
                 spider = load_spider(spec.source, spec.filename, spec.class_name, spec.args)
-            engine = CrawlEngine(self.redis, spider, crawl)
-            await engine.run()
             output = await self.redis.hget(keys.state(crawl), "output")
-            if output:
-                (await engine.item_list()).export(output.decode())
+            await CrawlEngine(self.redis, spider, crawl).run(output.decode() if output else None)
             await self._expire(crawl)
         except CrawlCancelled:
             await self._clean(crawl)
