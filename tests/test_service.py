@@ -331,3 +331,47 @@ async def test_workers_register_with_a_heartbeat_and_are_listed_dead_when_it_sto
 
 async def _all_dead(client) -> bool:
     return all(not worker.alive for worker in await client.workers())
+
+
+SLOW_SPIDER = """
+from shoal.spiders import Request, Response, Spider
+
+
+class SlowSpider(Spider):
+    name = "slow"
+    concurrent_requests = 4
+    logging_level = 30
+    url = ""
+
+    async def start_requests(self):
+        for n in range(12):
+            yield Request(f"{self.url}/slow?seconds=1.5&n={n}")
+
+    async def parse(self, response: Response):
+        yield {"url": response.url}
+"""
+
+
+async def test_sigterm_makes_a_worker_finish_its_jobs_and_exit_0_and_a_coordinator_leave_the_crawl_resumable(
+    service, shop, redis_url
+):
+    coordinator = service.start("coordinator")
+    worker = service.start("worker", "--kind", "http")
+    async with Client(redis_url) as client:
+        crawl = await client.submit(service.spider_file(SLOW_SPIDER), url=shop.url)
+        await wait_for(lambda: _inflight_at_least(crawl, 4))
+        worker.send_signal(signal.SIGTERM)  # it holds 4 slow jobs
+        assert await asyncio.to_thread(worker.wait, 15) == 0
+        coordinator.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(coordinator.wait, 15) == 0
+        status = await crawl.status()
+        assert status.state == "running" and status.owner == ""  # resumable, and nobody holds it
+        service.start("worker", "--kind", "http")
+        service.start("coordinator")
+        await crawl.wait(60)
+        urls = [item["url"] async for item in crawl.items()]
+        assert sorted(urls) == sorted(f"{shop.url}/slow?seconds=1.5&n={n}" for n in range(12))
+
+
+async def _inflight_at_least(crawl, count: int) -> bool:
+    return sum(sid.inflight for sid in (await crawl.status()).sids.values()) >= count
