@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -242,6 +243,22 @@ async def workers(client: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+@_client_command
+async def health(client: Any, args: argparse.Namespace) -> int:
+    """``shoal health``: exit 0 when Redis answers and a ROLE process on this host sent a recent heartbeat
+    (a container's health check)."""
+    await client.redis.ping()
+    host = socket.gethostname()
+    if args.role == "worker":
+        alive = [w for w in await client.workers() if w.alive and w.info.host == host]
+    else:
+        alive = [info for info, live in await client.coordinators() if live and info.host == host]
+    if not alive:
+        console.print(f"[red]shoal: no {args.role} on {host} sent a heartbeat lately[/red]")
+        return 1
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="shoal", description=__doc__)
     root.add_argument("--version", action="version", version=f"shoal {__version__}")
@@ -301,6 +318,10 @@ def parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("workers", parents=[service], help="registered workers, alive or dead")
     p.set_defaults(func=workers)
+
+    p = commands.add_parser("health", parents=[service], help="exit 0 if Redis and this host's ROLE are alive")
+    p.add_argument("role", choices=["worker", "coordinator"])
+    p.set_defaults(func=health)
     return root
 
 

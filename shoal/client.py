@@ -25,7 +25,16 @@ from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
 
 from shoal.common import keys
-from shoal.common.messages import ARQ_SERIALIZERS, CrawlSpec, MessageError, Submission, WorkerInfo, decode, encode
+from shoal.common.messages import (
+    ARQ_SERIALIZERS,
+    CoordinatorInfo,
+    CrawlSpec,
+    MessageError,
+    Submission,
+    WorkerInfo,
+    decode,
+    encode,
+)
 from shoal.common.signing import sign
 from shoal.coordinator.stats import stats_from_hash
 from shoal.specs import shared_secret
@@ -251,6 +260,15 @@ class Client:
                 info = msgspec.json.decode(raw, type=WorkerInfo)
                 found.append(WorkerStatus(info, alive=now - info.seen < DEAD_AFTER_S))
         return sorted(found, key=lambda w: (w.info.kind, w.info.id))
+
+    async def coordinators(self) -> list[tuple[CoordinatorInfo, bool]]:
+        """Every registered coordinator with whether its heartbeat is recent."""
+        now, found = time.time(), []
+        for raw in (await self.redis.hgetall(keys.COORDINATORS)).values():
+            with contextlib.suppress(*MALFORMED):
+                info = msgspec.json.decode(raw, type=CoordinatorInfo)
+                found.append((info, now - info.seen < DEAD_AFTER_S))
+        return found
 
     async def queues(self) -> list[SidStatus]:
         """Every sid of every running or paused crawl, with its queue depths and live workers."""

@@ -318,15 +318,32 @@ def _free_port() -> int:
 
 
 async def test_workers_register_with_a_heartbeat_and_are_listed_dead_when_it_stops(service, redis_url):
+    assert service.cli("health", "worker").returncode == 1  # what a container health check runs
     worker = service.start("worker", "--kind", "http", "--sid", "a", "--capacity", "7")
     async with Client(redis_url) as client:
         (listed,) = await wait_for(client.workers, timeout=20)
+        assert service.cli("health", "worker").returncode == 0
         assert listed.alive and listed.info.pid == worker.pid
         assert (listed.info.kind, listed.info.sids, listed.info.capacity) == ("http", ["a"], 7)
         assert "live" in service.cli("workers").stdout
         worker.send_signal(signal.SIGKILL)
         await wait_for(lambda: _all_dead(client), timeout=20)
         assert "dead" in service.cli("workers").stdout
+        assert service.cli("health", "worker").returncode == 1
+
+
+def test_health_checks_redis_and_the_coordinators_heartbeat(service):
+    assert service.cli("health", "coordinator").returncode == 1
+    service.start("coordinator")
+    deadline = time.monotonic() + 20
+    while service.cli("health", "coordinator").returncode != 0:
+        assert time.monotonic() < deadline, "the coordinator never reported healthy"
+    unreachable = subprocess.run(
+        [sys.executable, "-m", "shoal", "health", "coordinator", "--redis", "redis://127.0.0.1:1/0"],
+        capture_output=True,
+        text=True,
+    )
+    assert unreachable.returncode == 1 and "cannot reach Redis" in unreachable.stderr
 
 
 async def _all_dead(client) -> bool:

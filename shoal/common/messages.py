@@ -69,6 +69,18 @@ class WorkerInfo(msgspec.Struct, kw_only=True):
     rss: int = 0
 
 
+class CoordinatorInfo(msgspec.Struct, kw_only=True):
+    """A coordinator's heartbeat record: the crawls it owns and when it was last seen alive."""
+
+    id: str
+    host: str
+    pid: int
+    version: str
+    started: float
+    seen: float
+    crawls: list[str] = []
+
+
 class RequestRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A Request as it waits in the frontier and travels to a worker: callbacks by name."""
 

@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 
 from shoal import __version__
 from shoal.common import keys
-from shoal.common.messages import ARQ_SERIALIZERS, MessageError, Submission, WorkerInfo, decode
+from shoal.common.messages import ARQ_SERIALIZERS, CoordinatorInfo, MessageError, Submission, WorkerInfo, decode
 from shoal.common.signing import verify
 from shoal.coordinator.engine import CrawlCancelled, CrawlEngine
 from shoal.coordinator.lease import RENEW_S, Leases
@@ -140,8 +140,15 @@ class Coordinator:
             with contextlib.suppress(msgspec.DecodeError):
                 if time.time() - msgspec.json.decode(raw, type=WorkerInfo).seen > FORGET_WORKERS_S:
                     await self.redis.hdel(keys.WORKERS, worker)
-        info = {"id": self.id, "host": socket.gethostname(), "pid": os.getpid(), "version": __version__}
-        info |= {"started": self.started, "seen": time.time(), "crawls": sorted(self.tasks)}
+        info = CoordinatorInfo(
+            id=self.id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            version=__version__,
+            started=self.started,
+            seen=time.time(),
+            crawls=sorted(self.tasks),
+        )
         await self.redis.hset(keys.COORDINATORS, self.id, msgspec.json.encode(info))
 
     def _start(self, crawl: str, spider: Spider | None) -> None:
