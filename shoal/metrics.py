@@ -81,12 +81,20 @@ class ServiceCollector:
                 inflight.add_metric(labels, sid.inflight)
                 serving.add_metric(labels, sid.workers)
                 sid_pages.add_metric(labels, sid.pages)
+        backlog = GaugeMetricFamily(
+            "shoal_pool_backlog",
+            "Work for a pool across running crawls: frontier + queued + in flight (what autoscalers scale on)",
+            labels=["pool"],
+        )
+        for pool in ("http", "dynamic", "stealth"):
+            sids = [sid for crawl in self.crawls if crawl.state == "running" for sid in crawl.sids.values()]
+            backlog.add_metric([pool], sum(s.frontier + s.queued + s.inflight for s in sids if s.kind == pool))
         workers = GaugeMetricFamily("shoal_workers", "Registered workers per pool", labels=["pool", "state"])
         for pool in sorted({worker.info.kind for worker in self.workers}):
             for alive, state in ((True, "live"), (False, "dead")):
                 count = sum(w.info.kind == pool and w.alive == alive for w in self.workers)
                 workers.add_metric([pool, state], count)
-        yield from (frontier, queued, inflight, serving, sid_pages, pages, items, errors, running, workers)
+        yield from (frontier, queued, inflight, serving, sid_pages, pages, items, errors, running, backlog, workers)
 
 
 async def follow_service(collector: ServiceCollector, redis_url: str, every: float = 2.0) -> None:

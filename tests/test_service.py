@@ -284,6 +284,8 @@ async def test_status_and_metrics_show_a_queue_growing_for_a_sid_with_no_live_wo
         assert int(frontier) > 0 and int(queued) > 0 and live == "0"
         metrics = await wait_for(lambda: _metric(metrics_port, "shoal_queue_depth", crawl.id, "pages"), timeout=10)
         assert metrics > 0
+        backlog = await _metric(metrics_port, "shoal_pool_backlog", "", "")
+        assert backlog is not None and backlog >= metrics  # what deploy/k8s's autoscalers scale the pool on
         service.start("worker", "--kind", "http", "--sid", "pages")
         await crawl.wait(60)
         assert found([item async for item in crawl.items()]) == expected(slow_shop)
@@ -298,9 +300,12 @@ async def _backlog(crawl):
 
 
 async def _metric(port: int, name: str, crawl: str, sid: str) -> float | None:
+    """A metric's value from the endpoint: the line with these crawl and sid labels (or, with both
+    empty, the pool="http" line)."""
+    wanted = {"crawl": crawl, "sid": sid} if crawl else {"pool": "http"}
     text = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode())
     for line in text.splitlines():
-        if line.startswith(name + "{") and f'crawl="{crawl}"' in line and f'sid="{sid}"' in line:
+        if line.startswith(name + "{") and all(f'{label}="{value}"' in line for label, value in wanted.items()):
             return float(line.rsplit(" ", 1)[1])
     return None
 
