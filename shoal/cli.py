@@ -99,7 +99,7 @@ def worker(args: argparse.Namespace) -> int:
     from shoal.workers.worker import Worker
 
     def make(url: str) -> Worker:
-        pool = Worker(Redis.from_url(url), args.kind, args.sid, capacity=args.capacity)
+        pool = Worker(Redis.from_url(url), args.kind, args.sid, capacity=args.capacity, drain=args.drain)
         if args.metrics_port:
             serve(pool.metrics.registry, args.metrics_port)
         return pool
@@ -288,6 +288,9 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--kind", choices=["http", "dynamic", "stealth"], required=True)
             p.add_argument("--sid", action="append", help="serve only this sid (repeatable; default: every sid)")
             p.add_argument("--capacity", type=int, help="jobs held at once (default: 64 for http, 4 for browsers)")
+            p.add_argument(
+                "--drain", type=float, help="on SIGTERM, seconds to finish held jobs before handing the rest back (10)"
+            )
 
     p = commands.add_parser("submit", parents=[service], help="submit a spider file to the service")
     p.add_argument("spider_file", type=Path)

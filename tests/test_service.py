@@ -364,10 +364,12 @@ class SlowSpider(Spider):
     concurrent_requests = 4
     logging_level = 30
     url = ""
+    pages = 12
+    seconds = 1.5
 
     async def start_requests(self):
-        for n in range(12):
-            yield Request(f"{self.url}/slow?seconds=1.5&n={n}")
+        for n in range(self.pages):
+            yield Request(f"{self.url}/slow?seconds={self.seconds}&n={n}")
 
     async def parse(self, response: Response):
         yield {"url": response.url}
@@ -397,3 +399,28 @@ async def test_sigterm_makes_a_worker_finish_its_jobs_and_exit_0_and_a_coordinat
 
 async def _inflight_at_least(crawl, count: int) -> bool:
     return sum(sid.inflight for sid in (await crawl.status()).sids.values()) >= count
+
+
+async def test_a_worker_stopped_holding_jobs_it_cannot_finish_in_time_hands_them_back_to_complete_elsewhere(
+    service, shop, redis_url
+):
+    service.start("coordinator")
+    first = service.start("worker", "--kind", "http", "--drain", "0.5")
+    async with Client(redis_url) as client:
+        crawl = await client.submit(service.spider_file(SLOW_SPIDER), url=shop.url, pages=8, seconds=3)
+        await wait_for(lambda: _inflight_at_least(crawl, 4))  # the first worker holds 4 three-second pages
+        service.start("worker", "--kind", "http")
+        await wait_for(lambda: _live_workers(client, 2))
+        first.send_signal(signal.SIGTERM)
+        stopping = time.monotonic()
+        assert await asyncio.to_thread(first.wait, 15) == 0
+        assert time.monotonic() - stopping < 5  # it did not wait for its pages
+        await crawl.wait(60)
+        urls = [item["url"] async for item in crawl.items()]
+        assert sorted(urls) == sorted(f"{shop.url}/slow?seconds=3&n={n}" for n in range(8))
+        (fetched_by,) = (await crawl.stats()).workers_requests_count  # all 8, the handed-back 4 included
+        assert not fetched_by.endswith(f"-{first.pid}")
+
+
+async def _live_workers(client, count: int) -> bool:
+    return sum(worker.alive for worker in await client.workers()) >= count

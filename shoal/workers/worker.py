@@ -45,6 +45,8 @@ LEASE_MS = 5_000
 MAX_DELIVERIES = 5
 #: Jobs a worker holds at once unless told otherwise: HTTP fetches are cheap, browser tabs are not.
 DEFAULT_CAPACITY = {"http": 64, "dynamic": 4, "stealth": 4}
+#: On SIGTERM a worker finishes its held jobs for this long, then hands back the rest.
+DRAIN_S = 10.0
 _MAINTENANCE_S = 1.0
 
 
@@ -57,8 +59,16 @@ class Session(Protocol):
 class Worker:
     """Serves the job streams of every crawl's sids of one ``kind`` (only ``sids`` when given)."""
 
-    def __init__(self, redis: Redis, kind: str, sids: list[str] | None = None, capacity: int | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        kind: str,
+        sids: list[str] | None = None,
+        capacity: int | None = None,
+        drain: float | None = None,
+    ) -> None:
         self.redis = redis
+        self.drain = DRAIN_S if drain is None else drain
         self.kind = kind
         self.capacity = capacity or DEFAULT_CAPACITY[kind]
         self.name = f"{kind}-{socket.gethostname()}-{os.getpid()}"
@@ -239,10 +249,16 @@ class Worker:
             self._room.set()
 
     async def _shutdown(self) -> None:
+        """Finish held jobs for up to ``drain`` seconds, then stop the rest and hand them back at once."""
         if self._tasks:
-            await asyncio.wait(self._tasks, timeout=10)
-        if self._held:  # hand back what is still unfinished, so others take it over at once
-            await self.streams.release(self._held.values(), LEASE_MS)
+            _, unfinished = await asyncio.wait(self._tasks, timeout=self.drain)
+            handed_back = list(self._held.values())
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
+            if handed_back:  # others take these over at once rather than after their lease runs out
+                await self.streams.release(handed_back, LEASE_MS)
+                log.warning("handed back %d unfinished jobs", len(handed_back))
         for session in self._sessions.values():
             await session.close()
         self._sessions.clear()
