@@ -59,11 +59,19 @@ print(json.dumps({{"pages": result.stats.requests_count, "items": len(result.ite
 """
 
 
+def _role(process: psutil.Process, child: psutil.Process) -> str:
+    """What a process of a measured tree is: the crawl's own process, a worker, redis-server, a browser."""
+    if process.pid == child.pid:
+        return "crawl process"
+    command = " ".join(process.cmdline())
+    return next((role for role in ("worker", "redis-server", "chrom") if role in command), process.name())
+
+
 def measure(tool: str, url: str, concurrency: int) -> dict:
     """Run one tool's crawl in a child process; sample CPU and RSS of its whole process tree."""
     code = RUNNER.format(import_line=CRAWLER[tool], body=SPIDER_BODY.format(concurrency=concurrency))
     child = psutil.Popen([sys.executable, "-c", code, url], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    peak_rss, cpu = 0, {}
+    peak_rss, cpu, roles = 0, {}, {}
     while child.poll() is None:
         try:
             tree = [child, *child.children(recursive=True)]
@@ -71,7 +79,8 @@ def measure(tool: str, url: str, concurrency: int) -> dict:
             for process in tree:
                 with process.oneshot():
                     times = process.cpu_times()
-                    cpu[process.pid] = times.user + times.system + times.children_user + times.children_system
+                    cpu[process.pid] = times.user + times.system  # a reaped child's CPU is in its own last sample
+                    roles.setdefault(process.pid, _role(process, child))
                     rss += process.memory_info().rss
             peak_rss = max(peak_rss, rss)
         except psutil.Error:
@@ -79,6 +88,9 @@ def measure(tool: str, url: str, concurrency: int) -> dict:
         time.sleep(0.1)
     report = json.loads(child.stdout.read().decode().strip().splitlines()[-1])
     report.update(cpu_s=sum(cpu.values()), peak_rss_mb=peak_rss / 2**20)
+    report["cpu_s_by_process"] = by_role = {}
+    for pid, seconds in cpu.items():
+        by_role[roles[pid]] = round(by_role.get(roles[pid], 0) + seconds, 2)
     report["pages_per_s"] = report["pages"] / report["elapsed"]
     return report
 
@@ -101,6 +113,7 @@ def main() -> None:
                 f" = {report['pages_per_s']:.0f} pages/s, CPU {report['cpu_s']:.1f} s,"
                 f" peak RSS {report['peak_rss_mb']:.0f} MB,"
                 f" items {report['items']}/{expected} {'OK' if ok else 'WRONG'}"
+                f"  (CPU s by process: {report['cpu_s_by_process']})"
             )
             if not ok:
                 sys.exit(f"{tool} did not find exactly the {expected} items")
