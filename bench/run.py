@@ -3,7 +3,7 @@
     uv run --group bench python bench/run.py [--products 10000] [--concurrency 64]
 
 Serves a shop (listing pages of 20 products; product pages of 15-30 KB, each linking 3 related
-products) from a local server, crawls it with each tool in its own process, checks that each found
+products) from a local server in its own process, crawls it with each tool in its own process, checks that each found
 exactly one item per product, and prints pages/s, CPU seconds and peak RSS (all processes of the
 tool: for shoal the coordinator, its workers and its private Redis) and the ratios.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 
-from shoal.demo.site import ShopSite, start_site
+from shoal.demo.site import ShopSite
 
 SPIDER_BODY = """
     name = "bench"
@@ -101,12 +101,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--tools", default="scrapling,shoal")
     args = parser.parse_args()
-    site = ShopSite(products=args.products)
-    expected = len(site.expected_items())
+    expected = len(ShopSite(products=args.products).expected_items())
     results = {}
-    with start_site(site) as running:
+    server = [sys.executable, "-m", "shoal.demo", "--port", "0", "--products", str(args.products)]
+    with subprocess.Popen(server, stdout=subprocess.PIPE, text=True) as site:  # its own process and core time
+        url = json.loads(site.stdout.readline())["url"]
         for tool in args.tools.split(","):
-            results[tool] = report = measure(tool, running.url, args.concurrency)
+            results[tool] = report = measure(tool, url, args.concurrency)
             ok = report["items"] == expected and report["unique"] == expected
             print(
                 f"{tool:>10}: {report['pages']} pages in {report['elapsed']:.1f} s"
@@ -116,7 +117,9 @@ def main() -> None:
                 f"  (CPU s by process: {report['cpu_s_by_process']})"
             )
             if not ok:
+                site.terminate()
                 sys.exit(f"{tool} did not find exactly the {expected} items")
+        site.terminate()
     if {"shoal", "scrapling"} <= results.keys():
         shoal, scrapling = results["shoal"], results["scrapling"]
         print(
