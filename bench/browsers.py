@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 import psutil
+from run import CALLBACKS  # bench/ is this script's directory, so on its path
 
 from shoal.demo.site import RunningSite, ShopSite, start_site
 from shoal.workers.chromium import find_chromium
@@ -41,18 +42,7 @@ class BenchSpider(Spider):
     def configure_sessions(self, manager):
         manager.add("browser", {session}({session_args}))
 
-    async def parse(self, response):
-        for link in response.css("a.product::attr(href)").getall():
-            yield response.follow(link, callback=self.parse_product)
-        next_page = response.css("a.next::attr(href)").get()
-        if next_page:
-            yield response.follow(next_page)
-
-    async def parse_product(self, response):
-        for link in response.css("a.related::attr(href)").getall():
-            yield response.follow(link, callback=self.parse_product)
-        yield {{"name": response.css("h1::text").get(""), "price": response.css(".price::text").get("")}}
-
+{callbacks}
 started = time.perf_counter()
 result = BenchSpider().start({start_args})
 elapsed = time.perf_counter() - started
@@ -120,6 +110,7 @@ def measure(running: RunningSite, tool: str, session: str, session_args: str, ta
         session_args=session_args,
         start_args=f"capacity={tabs}" if tool == "shoal" else "",
         concurrency=tabs + 2,  # a job ready for each tab as it frees up
+        callbacks=CALLBACKS.format(),  # the template with its braces unescaped
     )
     seen = len(running.log)
     with tempfile.TemporaryFile("w+") as stderr:

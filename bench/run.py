@@ -19,11 +19,8 @@ import psutil
 
 from shoal.demo.site import ShopSite
 
-SPIDER_BODY = """
-    name = "bench"
-    concurrent_requests = {concurrency}
-    logging_level = 40
-
+#: The shop spider's callbacks, as a str.format template (bench/browsers.py uses them too).
+CALLBACKS = """
     async def parse(self, response):
         for link in response.css("a.product::attr(href)").getall():
             yield response.follow(link, callback=self.parse_product)
@@ -36,6 +33,15 @@ SPIDER_BODY = """
             yield response.follow(link, callback=self.parse_product)
         yield {{"name": response.css("h1::text").get(""), "price": response.css(".price::text").get("")}}
 """
+
+SPIDER_BODY = (
+    """
+    name = "bench"
+    concurrent_requests = {concurrency}
+    logging_level = 40
+"""
+    + CALLBACKS
+)
 
 CRAWLER = {
     "shoal": "from shoal.spiders import Spider",

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote_plus, urlparse
@@ -189,6 +190,7 @@ class BrowserSession:
         self.resolve = resolve
         self._contexts: dict[str, _Context] = {}
         self._lock = asyncio.Lock()
+        self._setups: weakref.WeakKeyDictionary[Any, tuple] = weakref.WeakKeyDictionary()  # tab -> its headers, routes
 
     async def warm(self) -> None:
         """Launch the browser and open the default context now, not on the first job."""
@@ -262,8 +264,7 @@ class BrowserSession:
         try:
             page = await self._page(holder)
             headers = {**(self.config.get("extra_headers") or {}), **(request.kwargs.get("extra_headers") or {})}
-            await page.set_extra_http_headers({k: str(v) for k, v in headers.items()})
-            await self._route(page, args)
+            await self._prepare(page, {k: str(v) for k, v in headers.items()}, args)
             if args.get("page_setup"):
                 await self.resolve(args["page_setup"])(page)
             referer = headers.get("referer") or headers.get("Referer")
@@ -301,13 +302,21 @@ class BrowserSession:
         finally:
             await holder.release(page)
 
-    async def _route(self, page: Any, args: dict[str, Any]) -> None:
-        """Block resource types or domains for this fetch (the tab is reused, so reset every time)."""
-        await page.unroute("**/*")
-        blocked_domains = set(args.get("blocked_domains") or ())
-        if not (args["disable_resources"] or blocked_domains):
+    async def _prepare(self, page: Any, headers: dict[str, str], args: dict[str, Any]) -> None:
+        """Give a reused tab this fetch's extra headers and resource blocking, talking to the browser only
+        when they differ from what the tab has from its previous fetch."""
+        blocked_domains = frozenset(args.get("blocked_domains") or ())
+        setup = (tuple(sorted(headers.items())), bool(args["disable_resources"]), blocked_domains)
+        if self._setups.get(page) == setup:
             return
-        disable = args["disable_resources"]
+        await page.set_extra_http_headers(headers)
+        await page.unroute("**/*")
+        if args["disable_resources"] or blocked_domains:
+            await self._route(page, args["disable_resources"], blocked_domains)
+        self._setups[page] = setup
+
+    async def _route(self, page: Any, disable: bool, blocked_domains: frozenset[str]) -> None:
+        """Block resource types (``disable``) or domains in this tab."""
 
         async def handle(route: Any) -> None:
             host = urlparse(route.request.url).hostname or ""
