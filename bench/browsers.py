@@ -6,9 +6,10 @@ Serves the demo shop from a local server with as many products as make about ``-
 included), and for each session kind crawls it in a child process with every page fetched by that browser
 session: shoal in local mode with one browser worker holding ``--tabs`` tabs, then Scrapling's spider with
 its session of that kind (``max_pages`` = tabs). The process tree is sampled every 0.1 s. Prints pages/s,
-peak RSS of the browser side (shoal: the ``shoal worker`` process and its Chromium; Scrapling: its one
-process and its Chromium) and of all processes, and how flat the browser side's memory stays: the median
-RSS over the second 10% of the crawl (by the site's request log) against the last 10%.
+peak memory of the browser side (shoal: the ``shoal worker`` process and its Chromium; Scrapling: its one
+process and its Chromium) and of all processes, as PSS (proportional set size: pages that Chromium's
+processes share are counted once), and how flat the browser side's memory stays: the median PSS over
+the second 10% of the crawl (by the site's request log) against the last 10%.
 Exits non-zero if a crawl did not find exactly one item per product.
 """
 
@@ -57,7 +58,7 @@ LOG_PROBLEM = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback")
 
 @dataclass
 class Crawl:
-    """One measured crawl: the child's report, RSS samples (time, browser side, all processes), its log."""
+    """One measured crawl: the child's report, PSS samples (time, browser side, all processes), its log."""
 
     tool: str
     session: str
@@ -80,7 +81,7 @@ class Crawl:
         return self.report["pages"] / self.report["elapsed"]
 
     def flatness(self) -> tuple[float, float]:
-        """Median browser-side RSS (MB) over the second 10% and over the last 10% of the crawl's window."""
+        """Median browser-side PSS (MB) over the second 10% and over the last 10% of the crawl's window."""
         start, end = self.window
 
         def median(low: float, high: float) -> float:
@@ -102,7 +103,7 @@ def browser_side(child: psutil.Process, tool: str) -> list[psutil.Process]:
 
 
 def measure(running: RunningSite, tool: str, session: str, session_args: str, tabs: int) -> Crawl:
-    """Run one crawl in a child process, sampling the RSS of its process tree and of its browser side."""
+    """Run one crawl in a child process, sampling the PSS of its process tree and of its browser side."""
     crawl = Crawl(tool, session)
     code = RUNNER.format(
         tool=tool,
@@ -117,7 +118,8 @@ def measure(running: RunningSite, tool: str, session: str, session_args: str, ta
         child = psutil.Popen([sys.executable, "-c", code, running.url], stdout=subprocess.PIPE, stderr=stderr)
         while child.poll() is None:
             try:
-                rss = {process.pid: process.memory_info().rss for process in [child, *child.children(recursive=True)]}
+                tree = [child, *child.children(recursive=True)]
+                rss = {process.pid: process.memory_full_info().pss for process in tree}
                 browser = sum(rss.get(process.pid, 0) for process in browser_side(child, tool))
                 crawl.samples.append((time.time(), browser, sum(rss.values())))
             except psutil.Error:
@@ -146,11 +148,11 @@ def table(title: str, crawls: list[Crawl], expected: int) -> bool:
         ("items", [f"{c.report['items']}/{expected} {'OK' if ok[c.tool] else 'WRONG'}" for c in crawls]),
         ("elapsed s", [f"{c.report['elapsed']:.1f}" for c in crawls]),
         ("pages/s", [f"{c.pages_per_s:.1f}" for c in crawls]),
-        ("browser side peak RSS MB", [f"{c.browser_peak_mb:.0f}" for c in crawls]),
-        ("all processes peak RSS MB", [f"{c.total_peak_mb:.0f}" for c in crawls]),
-        ("RSS 10-20% of crawl MB", [f"{early:.0f}" for early, _ in flat]),
-        ("RSS 90-100% of crawl MB", [f"{late:.0f}" for _, late in flat]),
-        ("RSS growth MB (%)", [f"{late - early:+.0f} ({(late - early) / early:+.1%})" for early, late in flat]),
+        ("browser side peak PSS MB", [f"{c.browser_peak_mb:.0f}" for c in crawls]),
+        ("all processes peak PSS MB", [f"{c.total_peak_mb:.0f}" for c in crawls]),
+        ("PSS 10-20% of crawl MB", [f"{early:.0f}" for early, _ in flat]),
+        ("PSS 90-100% of crawl MB", [f"{late:.0f}" for _, late in flat]),
+        ("PSS growth MB (%)", [f"{late - early:+.0f} ({(late - early) / early:+.1%})" for early, late in flat]),
         ("warning/error log lines", [str(len(c.problems)) for c in crawls]),
     ]
     header = [c.tool for c in crawls]
@@ -159,8 +161,8 @@ def table(title: str, crawls: list[Crawl], expected: int) -> bool:
         shoal, scrapling = by_tool["shoal"], by_tool["scrapling"]
         ratios = {
             "pages/s": shoal.pages_per_s / scrapling.pages_per_s,
-            "browser side peak RSS MB": shoal.browser_peak_mb / scrapling.browser_peak_mb,
-            "all processes peak RSS MB": shoal.total_peak_mb / scrapling.total_peak_mb,
+            "browser side peak PSS MB": shoal.browser_peak_mb / scrapling.browser_peak_mb,
+            "all processes peak PSS MB": shoal.total_peak_mb / scrapling.total_peak_mb,
         }
         rows = [(name, [*cells, f"{ratios[name]:.2f}x" if name in ratios else ""]) for name, cells in rows]
         header.append("shoal/scrapling")
