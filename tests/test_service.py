@@ -17,6 +17,7 @@ import redis
 from shoal.client import Client, SubmissionError
 from shoal.common import keys
 from shoal.demo.site import ShopSite, start_site
+from shoal.redis_server import RedisServer
 
 SHOP_SPIDER = """
 from shoal.spiders import Request, Response, Spider
@@ -424,3 +425,27 @@ async def test_a_worker_stopped_holding_jobs_it_cannot_finish_in_time_hands_them
 
 async def _live_workers(client, count: int) -> bool:
     return sum(worker.alive for worker in await client.workers()) >= count
+
+
+async def test_a_worker_rides_out_a_redis_restart_and_serves_the_next_crawl(shop, tmp_path):
+    with RedisServer(appendonly=True) as server:
+        service = Service(server.url, tmp_path)
+        try:
+            worker = service.start("worker", "--kind", "http")
+            async with Client(server.url) as client:
+                await wait_for(client.workers, timeout=20)
+            server.restart()  # every connection drops; the AOF keeps the data
+            restarted = time.time()
+            async with Client(server.url) as client:
+                await wait_for(lambda: _heartbeat_since(client, restarted), timeout=20)
+                assert worker.poll() is None
+                service.start("coordinator")
+                crawl = await client.submit(service.spider_file(SHOP_SPIDER), url=shop.url)
+                await crawl.wait(60)
+                assert found([item async for item in crawl.items()]) == expected(shop)
+        finally:
+            service.stop()
+
+
+async def _heartbeat_since(client, moment: float) -> bool:
+    return any(worker.info.seen > moment for worker in await client.workers())

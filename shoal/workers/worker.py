@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoal import __version__
 from shoal.common import keys
@@ -45,6 +47,8 @@ LEASE_MS = 5_000
 MAX_DELIVERIES = 5
 #: Jobs a worker holds at once unless told otherwise: HTTP fetches are cheap, browser tabs are not.
 DEFAULT_CAPACITY = {"http": 64, "dynamic": 4, "stealth": 4}
+#: Longest wait between two attempts to reach Redis while it is unreachable.
+MAX_BACKOFF_S = 5.0
 #: On SIGTERM a worker finishes its held jobs for this long, then hands back the rest.
 DRAIN_S = 10.0
 _MAINTENANCE_S = 1.0
@@ -96,28 +100,38 @@ class Worker:
         self._browser: Any = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until ``stop`` is set, then finish (or hand back) held jobs and close sessions."""
+        """Work until ``stop`` is set, then finish (or hand back) held jobs and close sessions. While Redis
+        is unreachable the worker waits and retries, backing off up to MAX_BACKOFF_S between attempts."""
         log.info("worker %s serving %s sessions (%s)", self.name, self.kind, ", ".join(self.streams.sids) or "all")
-        await self.streams.refresh()
-        next_maintenance = 0.0
+        next_maintenance, backoff = 0.0, 0.0
         try:
             while not stop.is_set():
-                if time.monotonic() >= next_maintenance:
-                    await self._maintain()
-                    next_maintenance = time.monotonic() + _MAINTENANCE_S
-                free = self.capacity - len(self._held)
-                if free <= 0:
-                    self._room.clear()
-                    await _first(self._room.wait(), stop.wait(), timeout=_MAINTENANCE_S)
-                    continue
-                jobs = await self.streams.read(free, int(_MAINTENANCE_S * 1000))
-                if not jobs and not self.streams.streams:
-                    await _first(stop.wait(), timeout=_MAINTENANCE_S)
-                self._start(jobs)
+                try:
+                    if time.monotonic() >= next_maintenance:
+                        await self._maintain()
+                        next_maintenance = time.monotonic() + _MAINTENANCE_S
+                    await self._take_jobs(stop)
+                    backoff = 0.0
+                except (RedisConnectionError, RedisTimeoutError) as e:
+                    backoff = min(max(backoff * 2, 0.1), MAX_BACKOFF_S)
+                    log.warning("Redis unreachable (%s); retrying in %.1f s", e, backoff)
+                    await _first(stop.wait(), timeout=backoff)
         finally:
             await self._shutdown()
             with contextlib.suppress(Exception):  # Redis may be gone; the heartbeat then just stops
                 await self.redis.hdel(keys.WORKERS, self.name)
+
+    async def _take_jobs(self, stop: asyncio.Event) -> None:
+        """Wait for room, then start as many jobs as there is room for (blocking up to a second)."""
+        free = self.capacity - len(self._held)
+        if free <= 0:
+            self._room.clear()
+            await _first(self._room.wait(), stop.wait(), timeout=_MAINTENANCE_S)
+            return
+        jobs = await self.streams.read(free, int(_MAINTENANCE_S * 1000))
+        if not jobs and not self.streams.streams:
+            await _first(stop.wait(), timeout=_MAINTENANCE_S)
+        self._start(jobs)
 
     def _start(self, jobs: list[Job]) -> None:
         for job in jobs:
@@ -243,7 +257,10 @@ class Worker:
             result.worker = self.name
             self.metrics.observe(result)
             self.info.fetched += 1
-            await self.streams.finish(job, encode(result))
+            try:
+                await self.streams.finish(job, encode(result))
+            except (RedisConnectionError, RedisTimeoutError) as e:  # the job stays pending: fetched again later
+                log.warning("could not return %s (Redis unreachable: %s); it will be redelivered", job.entry_id, e)
         finally:
             self._held.pop(job.entry_id, None)
             self._room.set()
