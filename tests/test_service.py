@@ -384,7 +384,7 @@ async def test_sigterm_makes_a_worker_finish_its_jobs_and_exit_0_and_a_coordinat
     worker = service.start("worker", "--kind", "http")
     async with Client(redis_url) as client:
         crawl = await client.submit(service.spider_file(SLOW_SPIDER), url=shop.url)
-        await wait_for(lambda: _inflight_at_least(crawl, 4))
+        await wait_for(lambda: _held_at_least(client, 4))
         worker.send_signal(signal.SIGTERM)  # it holds 4 slow jobs
         assert await asyncio.to_thread(worker.wait, 15) == 0
         coordinator.send_signal(signal.SIGTERM)
@@ -398,8 +398,9 @@ async def test_sigterm_makes_a_worker_finish_its_jobs_and_exit_0_and_a_coordinat
         assert sorted(urls) == sorted(f"{shop.url}/slow?seconds=1.5&n={n}" for n in range(12))
 
 
-async def _inflight_at_least(crawl, count: int) -> bool:
-    return sum(sid.inflight for sid in (await crawl.status()).sids.values()) >= count
+async def _held_at_least(client, count: int) -> bool:
+    """Whether a worker reported (in its heartbeat) holding ``count`` jobs: it is past start-up and working."""
+    return any(worker.info.held >= count for worker in await client.workers())
 
 
 async def test_a_worker_stopped_holding_jobs_it_cannot_finish_in_time_hands_them_back_to_complete_elsewhere(
@@ -409,7 +410,7 @@ async def test_a_worker_stopped_holding_jobs_it_cannot_finish_in_time_hands_them
     first = service.start("worker", "--kind", "http", "--drain", "0.5")
     async with Client(redis_url) as client:
         crawl = await client.submit(service.spider_file(SLOW_SPIDER), url=shop.url, pages=8, seconds=3)
-        await wait_for(lambda: _inflight_at_least(crawl, 4))  # the first worker holds 4 three-second pages
+        await wait_for(lambda: _held_at_least(client, 4))  # the first worker holds 4 three-second pages
         service.start("worker", "--kind", "http")
         await wait_for(lambda: _live_workers(client, 2))
         first.send_signal(signal.SIGTERM)
