@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from shoal.common import keys
 from shoal.common.messages import FetchJob, FetchResult, RequestRecord, decode, encode
 from shoal.queue import Commit, CrawlQueues, JobStreams, Scheduled, frontier_member
+from shoal.redis_server import RedisServer
 from shoal.workers.worker import MAX_DELIVERIES, Worker
 from tests.test_crawl import SlowPagesSpider
 
@@ -166,5 +167,28 @@ def test_killing_a_worker_mid_crawl_loses_and_repeats_nothing(shop, redis_url):
     )
     killer.join()
     assert killed, "no worker was killed"
+    urls = [item["url"] for item in result.items]
+    assert len(urls) == len(set(urls)) == 32
+
+
+def test_a_redis_restart_mid_crawl_with_aof_loses_and_repeats_nothing(shop, tmp_path):
+    with RedisServer(appendonly=True) as server:
+        restarted: list[float] = []
+
+        def restart_redis_mid_crawl() -> None:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not restarted:
+                if sum("pool=aof" in path for _, _, path in shop.log) >= 8:
+                    server.restart()  # every process's connections drop; the AOF keeps the crawl
+                    restarted.append(time.monotonic())
+                time.sleep(0.02)
+
+        restarter = threading.Thread(target=restart_redis_mid_crawl)
+        restarter.start()
+        spider = SlowPagesSpider(f"{shop.url}", pages=32, seconds=0.3)
+        spider.start_urls = [url + "&pool=aof" for url in spider.start_urls]
+        result = spider.start(redis_url=server.url, capacity=4)
+        restarter.join()
+    assert restarted, "Redis was not restarted"
     urls = [item["url"] for item in result.items]
     assert len(urls) == len(set(urls)) == 32

@@ -6,6 +6,7 @@ response's acknowledgement. Then it dispatches as many requests as capacity and 
 The crawl ends when every frontier is empty and nothing is in flight.
 """
 
+import asyncio
 import time
 from collections.abc import AsyncIterable
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoal.common import keys
 from shoal.common.messages import FetchJob, FetchResult, MessageError, decode, encode
@@ -29,6 +32,8 @@ _SEED_BATCH = 500
 _READ_COUNT = 128
 #: How often the engine looks at what the crawl's client asks (run, pause, cancel).
 _CONTROL_EVERY_S = 0.5
+#: Longest wait between two attempts to reach Redis while it is unreachable.
+_MAX_BACKOFF_S = 5.0
 
 
 class CrawlCancelled(Exception):
@@ -217,6 +222,11 @@ class CrawlEngine:
         )
         return result.frontier == 0 and result.inflight == 0, result.wait_ms
 
+    async def _consume_pending(self) -> None:
+        """Process the responses this crawl's coordinator read before but never committed."""
+        while pending := await self.queues.read_responses(_READ_COUNT, None, pending=True):
+            await self._consume(pending)
+
     async def _consume(self, entries: list[tuple[str, bytes]]) -> None:
         commits = [await self._process(entry_id, payload) for entry_id, payload in entries]
         await self.queues.commit(commits)
@@ -233,25 +243,21 @@ class CrawlEngine:
         try:
             if resuming:
                 self.log.info("Resuming crawl %s, skipping start_requests()", self.crawl)
-                while pending := await self.queues.read_responses(_READ_COUNT, None, pending=True):
-                    await self._consume(pending)
+                await self._consume_pending()
             else:
                 await self._seed()
+            backoff = 0.0
             while True:
-                control = await self._read_control()
-                if control == b"cancel":
-                    raise CrawlCancelled(self.crawl)
-                if control == b"pause":  # no dispatch; what is in flight comes back and is processed
-                    await self._set_state("paused")
-                    entries = await self.queues.read_responses(_READ_COUNT, int(_CONTROL_EVERY_S * 1000))
-                else:
-                    await self._set_state("running")
-                    idle, wait = await self._dispatch()
-                    if idle:
+                try:
+                    if backoff:  # reconnected: what was read but not committed before the outage comes first
+                        await self._consume_pending()
+                        backoff = 0.0
+                    if not await self._step():
                         break
-                    entries = await self.queues.read_responses(_READ_COUNT, wait if wait >= 0 else 1000)
-                if entries:
-                    await self._consume(entries)
+                except (RedisConnectionError, RedisTimeoutError) as e:
+                    backoff = min(max(backoff * 2, 0.1), _MAX_BACKOFF_S)
+                    self.log.warning("Redis unreachable (%s); retrying in %.1f s", e, backoff)
+                    await asyncio.sleep(backoff)
         finally:
             await self.spider.on_close()
         await self.queues.retire()
@@ -261,6 +267,24 @@ class CrawlEngine:
         stats = await self.stats()
         self.log.info("%s", stats.to_dict())
         return stats
+
+    async def _step(self) -> bool:
+        """One turn of the loop: dispatch (unless paused), then process what came back; False at the end."""
+        control = await self._read_control()
+        if control == b"cancel":
+            raise CrawlCancelled(self.crawl)
+        if control == b"pause":  # no dispatch; what is in flight comes back and is processed
+            await self._set_state("paused")
+            entries = await self.queues.read_responses(_READ_COUNT, int(_CONTROL_EVERY_S * 1000))
+        else:
+            await self._set_state("running")
+            idle, wait = await self._dispatch()
+            if idle:
+                return False
+            entries = await self.queues.read_responses(_READ_COUNT, wait if wait >= 0 else 1000)
+        if entries:
+            await self._consume(entries)
+        return True
 
     async def _read_control(self) -> bytes:
         """What the client asks (run, pause, cancel), read at most every _CONTROL_EVERY_S seconds."""
