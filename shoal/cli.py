@@ -24,6 +24,12 @@ console = Console(stderr=True)  # progress and messages
 out = Console()  # what a command was asked to show
 
 
+def _quota_args(args: argparse.Namespace) -> dict[str, float]:
+    """The quotas given on the command line, as the spider arguments that set them."""
+    given = {name: getattr(args, name) for name in ("max_pages", "max_items", "max_duration")}
+    return {name: value for name, value in given.items() if value is not None}
+
+
 def _key_values(pairs: list[str], what: str) -> dict[str, str]:
     result = {}
     for pair in pairs:
@@ -39,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from shoal.local import LocalOptions, run_spider
     from shoal.spiders.loader import SpiderLoadError, create_spider, load_spider_file
 
-    spider_args = _key_values(args.arg, "-a")
+    spider_args: dict[str, Any] = {**_key_values(args.arg, "-a"), **_quota_args(args)}
     try:
         cls, source = load_spider_file(args.spider_file, args.spider)
         spider = create_spider(cls, spider_args)
@@ -67,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     stats = result.stats
     console.print(views.stats_table(stats.to_dict()))
+    if result.stop_reason:
+        console.print(f"stopped: {result.stop_reason}")
     if args.output:
         console.print(f"wrote {len(result.items)} items to {args.output}")
     return 0
@@ -175,6 +183,7 @@ async def submit(client: Any, args: argparse.Namespace) -> int:
             spider_name=args.spider,
             output=args.output or "",
             **_key_values(args.arg, "-a"),
+            **_quota_args(args),
         )
     except (SubmissionError, TimeoutError) as e:
         console.print(f"[red]shoal: {e}[/red]")
@@ -266,8 +275,12 @@ def parser() -> argparse.ArgumentParser:
     default_redis = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     service = argparse.ArgumentParser(add_help=False)
     service.add_argument("--redis", default=default_redis, help="the service's Redis URL (default: $REDIS_URL)")
+    quotas = argparse.ArgumentParser(add_help=False)
+    quotas.add_argument("--max-pages", type=int, help="stop after dispatching this many requests")
+    quotas.add_argument("--max-items", type=int, help="stop after this many items")
+    quotas.add_argument("--max-duration", type=float, metavar="SECONDS", help="stop dispatching after this long")
 
-    p = commands.add_parser("run", help="run a spider file on this machine and write its items")
+    p = commands.add_parser("run", parents=[quotas], help="run a spider file on this machine and write its items")
     p.add_argument("spider_file", type=Path)
     p.add_argument("-o", "--output", help="items file: .jsonl, .json, .csv or .xml")
     p.add_argument("--redis", help="Redis URL (default: $REDIS_URL, else a private redis-server)")
@@ -292,7 +305,7 @@ def parser() -> argparse.ArgumentParser:
                 "--drain", type=float, help="on SIGTERM, seconds to finish held jobs before handing the rest back (10)"
             )
 
-    p = commands.add_parser("submit", parents=[service], help="submit a spider file to the service")
+    p = commands.add_parser("submit", parents=[service, quotas], help="submit a spider file to the service")
     p.add_argument("spider_file", type=Path)
     p.add_argument("-a", dest="arg", action="append", default=[], metavar="KEY=VALUE", help="spider argument")
     p.add_argument("--spider", help="which spider, when the file defines several (class or spider name)")

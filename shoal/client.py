@@ -36,7 +36,7 @@ from shoal.common.messages import (
     encode,
 )
 from shoal.common.signing import sign
-from shoal.coordinator.stats import stats_from_hash
+from shoal.coordinator.stats import read_stats, stats_from_hash
 from shoal.specs import shared_secret
 from shoal.spiders import CrawlStats, Spider
 from shoal.spiders.loader import spider_source
@@ -86,6 +86,7 @@ class CrawlStatus:
     started: float = 0.0
     finished: float = 0.0
     error: str = ""
+    stop_reason: str = ""  # the quota that stopped it, if one did
     sids: dict[str, SidStatus] = field(default_factory=dict)
 
 
@@ -116,7 +117,7 @@ class Crawl:
 
     async def stats(self) -> CrawlStats:
         """The crawl's Scrapling-style stats so far."""
-        return stats_from_hash(await self.client.redis.hgetall(keys.stats(self.id)))
+        return await read_stats(self.client.redis, self.id)
 
     async def wait(self, timeout: float | None = None, poll: float = 0.5) -> CrawlStatus:
         """Wait until the crawl ends; raises CrawlFailed if it failed, TimeoutError after ``timeout`` s."""
@@ -301,6 +302,7 @@ class Client:
             started=started,
             finished=float(text.get("finished", 0) or 0),
             error=text.get("error", ""),
+            stop_reason=text.get("stop_reason", ""),
         )
         if raw_spec is None:
             return status

@@ -197,7 +197,7 @@ async def crawl(spider: Spider, options: LocalOptions) -> CrawlResult:
             if reporter:
                 reporter.cancel()
         items = await engine.item_list()
-    return CrawlResult(stats=spider.stats, items=items, paused=False)
+    return CrawlResult(stats=spider.stats, items=items, paused=False, stop_reason=engine.stop_reason)
 
 
 def run_spider(spider: Spider, *, use_uvloop: bool = True, **options: Any) -> CrawlResult:

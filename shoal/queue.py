@@ -58,7 +58,11 @@ return added
 
 DISPATCH = """
 local capacity, limit, delay, scan = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local n, first, group, stale_ms = (#KEYS - 3) / 2, tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
+local n, first, group, stale_ms = (#KEYS - 4) / 2, tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
+-- budget: requests this crawl may still dispatch in all (max_pages), -1 for no limit
+local budget = tonumber(ARGV[8])
+local dispatched = tonumber(redis.call('HGET', KEYS[4], 'requests_dispatched') or '0')
+if budget >= 0 then budget = math.max(budget - dispatched, 0) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- Jobs waiting in a stream that no worker took for stale_ms belong to a pool that is down or busy:
@@ -77,8 +81,8 @@ local function waiting_since(stream)
 end
 local undelivered, leased, inflight_total, fresh_waiting = {}, 0, 0, 0
 for i = 1, n do
-  local stream = KEYS[3 + 2 * i]
-  local inflight = tonumber(redis.call('HGET', KEYS[1], ARGV[7 + i]) or '0')
+  local stream = KEYS[4 + 2 * i]
+  local inflight = tonumber(redis.call('HGET', KEYS[1], ARGV[8 + i]) or '0')
   undelivered[i] = redis.call('XLEN', stream) - redis.call('XPENDING', stream, group)[1]
   leased = leased + inflight - undelivered[i]
   inflight_total = inflight_total + inflight
@@ -90,8 +94,9 @@ end
 local sent_total, wait, frontier_total = 0, -1, 0
 for k = 0, n - 1 do
   local i = (first + k) % n + 1
-  local frontier, stream, sid = KEYS[2 + 2 * i], KEYS[3 + 2 * i], ARGV[7 + i]
+  local frontier, stream, sid = KEYS[3 + 2 * i], KEYS[4 + 2 * i], ARGV[8 + i]
   local room, sent = capacity - leased - fresh_waiting - undelivered[i], 0
+  if budget >= 0 then room = math.min(room, budget - sent_total) end
   local function send(member)
     local nl = string.find(member, '\\n', 34, true)
     local domain = string.sub(member, 34, nl - 1)
@@ -123,13 +128,16 @@ for k = 0, n - 1 do
       end
     end
   end
-  if sent > 0 then redis.call('HINCRBY', KEYS[1], sid, sent) end
+  if sent > 0 then
+    redis.call('HINCRBY', KEYS[1], sid, sent)
+    redis.call('HINCRBY', KEYS[4], 'requests_dispatched', sent)
+  end
   fresh_waiting = fresh_waiting + sent
   sent_total = sent_total + sent
   inflight_total = inflight_total + sent
   frontier_total = frontier_total + redis.call('ZCARD', frontier)
 end
-return {sent_total, wait, frontier_total, inflight_total}
+return {sent_total, wait, frontier_total, inflight_total, dispatched + sent_total}
 """
 
 FINISH_JOB = """
@@ -177,6 +185,7 @@ class DispatchResult:
     wait_ms: int
     frontier: int
     inflight: int
+    dispatched: int  # by the crawl in all
 
 
 class CrawlQueues:
@@ -249,7 +258,7 @@ class CrawlQueues:
             return await pipe.execute()
 
     async def dispatch(
-        self, sids: list[str], capacity: int, per_domain: int, delay_ms: int, turn: int = 0
+        self, sids: list[str], capacity: int, per_domain: int, delay_ms: int, turn: int = 0, budget: int = -1
     ) -> DispatchResult:
         """Move requests from the sids' frontiers to their job streams, as far as politeness allows.
 
@@ -257,7 +266,8 @@ class CrawlQueues:
         yet processed, and jobs waiting in a stream. Jobs that waited longer than ``stale_ms``
         without a worker taking them stop counting for the other sids, so a sid whose pool is down
         never holds another sid's slots; each sid's waiting jobs stay bounded by ``capacity``.
-        ``turn`` rotates which sid is served first.
+        ``turn`` rotates which sid is served first. ``budget`` caps the requests the crawl dispatches in
+        all (counted in its stats as ``requests_dispatched``); -1 for no cap.
         """
         stream_keys = [key for sid in sids for key in (keys.frontier(self.crawl, sid), keys.queue(self.crawl, sid))]
         result = await self._dispatch(
@@ -265,6 +275,7 @@ class CrawlQueues:
                 keys.inflight(self.crawl),
                 keys.domain_inflight(self.crawl),
                 keys.domain_next(self.crawl),
+                keys.stats(self.crawl),
                 *stream_keys,
             ],
             args=[
@@ -275,6 +286,7 @@ class CrawlQueues:
                 turn % len(sids),
                 keys.WORKERS_GROUP,
                 STALE_MS,
+                budget,
                 *sids,
             ],
         )

@@ -27,7 +27,7 @@ def crawls_table(crawls: list[CrawlStatus]) -> Table:
         table.add_row(
             crawl.crawl,
             crawl.spider,
-            crawl.state,
+            f"{crawl.state} ({crawl.stop_reason})" if crawl.stop_reason else crawl.state,
             str(crawl.pages),
             str(crawl.items),
             str(crawl.errors),

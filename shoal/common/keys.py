@@ -77,7 +77,7 @@ def items(crawl: str) -> str:
 
 
 def stats(crawl: str) -> str:
-    """Hash: counters of the crawl (requests_count, items_scraped, status_200, sid:NAME, ...)."""
+    """Hash: counters of the crawl (requests_count, items_scraped, requests_dispatched, status:200, sid:NAME, ...)."""
     return _crawl(crawl, "stats")
 
 
@@ -94,6 +94,11 @@ def domain_inflight(crawl: str) -> str:
 def domain_next(crawl: str) -> str:
     """Hash: domain -> earliest time (ms since the epoch) the next request may be dispatched."""
     return _crawl(crawl, "domain_next")
+
+
+def routes(crawl: str) -> str:
+    """Hash: domain -> the sid that got through after escalation; the domain's requests start there."""
+    return _crawl(crawl, "routes")
 
 
 def sequence(crawl: str) -> str:

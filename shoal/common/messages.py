@@ -93,6 +93,7 @@ class RequestRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     kwargs: dict[str, Any] = {}
     retries: int = 0
     fp: bytes = b""
+    escalated: bool = False  # a retry moved to a costlier sid after a block
 
 
 class FetchJob(Message, kw_only=True):

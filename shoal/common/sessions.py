@@ -248,4 +248,13 @@ def check_request_kwargs(kind: str, kwargs: dict[str, Any], *, where: str) -> No
         raise TypeError(f"{where}: a {kind} (browser) session can only GET, not {kwargs['method']!r}")
 
 
+def portable_request_kwargs(kind: str, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """``kwargs`` without the arguments a session of ``kind`` does not take, for moving a request to
+    such a session; None when it cannot take the request at all (a browser session only GETs)."""
+    if kind != "http" and str(kwargs.get("method", "GET")).upper() != "GET":
+        return None
+    accepted = _REQUEST_TABLES[kind].__struct_fields__
+    return {name: value for name, value in kwargs.items() if name in accepted}
+
+
 __all__ = ["AsyncDynamicSession", "AsyncStealthySession", "Callable", "FetcherSession", "SessionSpec"]

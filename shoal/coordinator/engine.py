@@ -22,8 +22,10 @@ from shoal.common.messages import FetchJob, FetchResult, MessageError, decode, e
 from shoal.common.request import Request
 from shoal.common.response import Response
 from shoal.common.sessions import check_request_kwargs
+from shoal.coordinator.escalation import Escalation
+from shoal.coordinator.quotas import Quotas
 from shoal.coordinator.records import from_record, to_record
-from shoal.coordinator.stats import DOMAIN_BYTES, SESSION, STATUS, WORKER, stats_from_hash
+from shoal.coordinator.stats import DOMAIN_BYTES, SESSION, STATUS, WORKER, read_stats
 from shoal.queue import Commit, CrawlQueues, Scheduled, frontier_member
 from shoal.spiders import CrawlStats, ItemList, Spider
 
@@ -60,6 +62,11 @@ class CrawlEngine:
         self.queues = CrawlQueues(redis, crawl)
         self.started = time.time()
         self._allowed = set(spider.allowed_domains or ())
+        self.quotas = Quotas.of(spider)
+        self.escalation = Escalation(redis, crawl, spider) if spider.escalation else None
+        #: The quota that stopped the crawl ("" while none has).
+        self.stop_reason = ""
+        self._items = 0  # items stored, or about to be with the next commit
         self._turn = 0
         self._control = b"run"
         self._control_read = 0.0
@@ -73,10 +80,12 @@ class CrawlEngine:
         domain = request.domain.rsplit(":", 1)[0] if request.domain.count(":") == 1 else request.domain
         return any(domain == allowed or domain.endswith("." + allowed) for allowed in self._allowed)
 
-    def _schedule(self, request: Request) -> Scheduled:
+    def _schedule(self, request: Request, escalated: bool = False) -> Scheduled:
         """Normalize, validate and encode ``request`` for the frontier; raises on a bad request."""
         if not request.sid:
             request.sid = self.sessions.default_session_id
+        if self.escalation and not escalated:
+            self.escalation.route(request)
         if request.sid not in self.sessions:
             raise ValueError(
                 f"{request!r} names sid '{request.sid}', which no session has "
@@ -89,7 +98,9 @@ class CrawlEngine:
             raise ValueError(f"{request!r}: only http:// and https:// URLs can be fetched")
         spider = self.spider
         fp = request.update_fingerprint(spider.fp_include_kwargs, spider.fp_include_headers, spider.fp_keep_fragments)
-        job = encode(FetchJob(crawl=self.crawl, request=to_record(request, spider, fp)))
+        record = to_record(request, spider, fp)
+        record.escalated = escalated
+        job = encode(FetchJob(crawl=self.crawl, request=record))
         prefix, tail = frontier_member(request.priority, request.domain, job)
         return Scheduled(request.sid, fp, request.dont_filter, prefix, tail)
 
@@ -130,7 +141,11 @@ class CrawlEngine:
                         await self._spider_error(result, e)
                 elif isinstance(result, dict):
                     item = await self.spider.on_scraped_item(result)
-                    if item:
+                    if item and self.quotas.max_items and self._items >= self.quotas.max_items:
+                        _count(stats, "items_dropped")
+                        self.log.debug("Dropped from %s (max_items reached)\n%s", response, item)
+                    elif item:
+                        self._items += 1
                         items.append(_item_encoder.encode(item))
                         _count(stats, "items_scraped")
                         self.log.debug("Scraped from %s\n%s", response, item)
@@ -144,13 +159,20 @@ class CrawlEngine:
         commit.requests = requests
         commit.items = items
 
-    async def _retry_blocked(self, request: Request, response: Response, commit: Commit) -> None:
+    async def _retry_blocked(self, request: Request, response: Response, commit: Commit, stats: dict) -> None:
         if request.retry_count >= self.spider.max_blocked_retries:
             self.log.warning("Max retries exceeded for blocked request: %s", request.url)
             return
-        retry = await self.spider.retry_blocked_request(request.retry_copy(), response)
+        retry, escalated = request.retry_copy(), False
+        if self.escalation and type(self.spider).retry_blocked_request is Spider.retry_blocked_request:
+            escalated = self.escalation.escalate(retry)
+        if escalated:
+            _count(stats, "escalations_count")
+            self.log.info("Escalating blocked request from sid '%s' to '%s': %s", request.sid, retry.sid, request.url)
+        else:
+            retry = await self.spider.retry_blocked_request(retry, response)
         try:
-            commit.requests = [self._schedule(retry)]
+            commit.requests = [self._schedule(retry, escalated)]
         except (ValueError, TypeError) as e:
             await self._spider_error(retry, e)
             return
@@ -203,8 +225,10 @@ class CrawlEngine:
         _count(stats, f"{DOMAIN_BYTES}{request.domain}", len(result.body))
         if await self.spider.is_blocked(response):
             _count(stats, "blocked_requests_count")
-            await self._retry_blocked(request, response, commit)
+            await self._retry_blocked(request, response, commit, stats)
         else:
+            if self.escalation and result.request.escalated:
+                await self.escalation.learn(request.domain, request.sid)
             await self._run_callback(request, response, commit, stats)
 
     # -- the loop -------------------------------------------------------------------------------
@@ -219,8 +243,14 @@ class CrawlEngine:
             spider.concurrent_requests_per_domain,
             int(spider.download_delay * 1000),
             self._turn,
+            0 if self.stop_reason else self.quotas.page_budget,
         )
-        return result.frontier == 0 and result.inflight == 0, result.wait_ms
+        if not self.stop_reason:
+            self.stop_reason = self.quotas.reached(result.dispatched, self._items, time.time() - self.started)
+            if self.stop_reason:
+                self.log.info("Stopping crawl %s: %s", self.crawl, self.stop_reason)
+        done = result.frontier == 0 or bool(self.stop_reason)
+        return done and result.inflight == 0, result.wait_ms
 
     async def _consume_pending(self) -> None:
         """Process the responses this crawl's coordinator read before but never committed."""
@@ -229,7 +259,9 @@ class CrawlEngine:
 
     async def _consume(self, entries: list[tuple[str, bytes]]) -> None:
         commits = [await self._process(entry_id, payload) for entry_id, payload in entries]
-        await self.queues.commit(commits)
+        for commit, added in zip(commits, await self.queues.commit(commits), strict=True):
+            if added < 0:  # processed before (by a coordinator that died before it could read the answer)
+                self._items -= len(commit.items)
 
     async def run(self, output: str | Path | None = None) -> CrawlStats:
         """Run the crawl to its end (resuming it if it was already started) and return its stats;
@@ -239,6 +271,9 @@ class CrawlEngine:
         started = await self.redis.hget(keys.state(self.crawl), "started")
         self.started = float(started) if started else self.started
         await self._set_state("running", started=self.started)
+        self._items = (await self.stats()).items_scraped
+        if self.escalation:
+            await self.escalation.load()
         await self.spider.on_start(resuming=resuming)
         try:
             if resuming:
@@ -263,7 +298,7 @@ class CrawlEngine:
         await self.queues.retire()
         if output:
             (await self.item_list()).export(output)
-        await self._set_state("finished", finished=time.time())
+        await self._set_state("finished", finished=time.time(), stop_reason=self.stop_reason)
         stats = await self.stats()
         self.log.info("%s", stats.to_dict())
         return stats
@@ -293,14 +328,14 @@ class CrawlEngine:
             self._control = await self.redis.hget(keys.state(self.crawl), "control") or b"run"
         return self._control
 
-    async def _set_state(self, state: str, **fields: float) -> None:
+    async def _set_state(self, state: str, **fields: float | str) -> None:
         if state != self._state or fields:
             await self.redis.hset(keys.state(self.crawl), mapping={"state": state, **fields})
             self._state = state
 
     async def stats(self) -> CrawlStats:
         """The crawl's stats so far."""
-        stats = stats_from_hash(await self.redis.hgetall(keys.stats(self.crawl)))
+        stats = await read_stats(self.redis, self.crawl)
         spider = self.spider
         stats.start_time, stats.end_time = self.started, time.time()
         stats.concurrent_requests = spider.concurrent_requests

@@ -1,10 +1,14 @@
 """Crawl statistics: counters kept in a Redis hash, read back as Scrapling's CrawlStats."""
 
+from redis.asyncio import Redis
+
+from shoal.common import keys
 from shoal.spiders.result import CrawlStats
 
 #: Hash fields that map one-to-one to CrawlStats attributes.
 COUNTERS = (
     "requests_count",
+    "requests_dispatched",
     "failed_requests_count",
     "offsite_requests_count",
     "robots_disallowed_count",
@@ -14,6 +18,7 @@ COUNTERS = (
     "items_scraped",
     "items_dropped",
     "blocked_requests_count",
+    "escalations_count",
 )
 
 #: Prefixes of per-key counters: field ``status:200`` is ``response_status_count["status_200"]``.
@@ -37,4 +42,15 @@ def stats_from_hash(fields: dict[bytes, bytes]) -> CrawlStats:
             stats.domains_response_bytes[name.removeprefix(DOMAIN_BYTES)] = value
         else:
             stats.custom_stats[name] = value
+    return stats
+
+
+async def read_stats(redis: Redis, crawl: str) -> CrawlStats:
+    """The crawl's stats as stored in Redis: its counters and the routes escalation learned."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.stats(crawl))
+        pipe.hgetall(keys.routes(crawl))
+        counters, routes = await pipe.execute()
+    stats = stats_from_hash(counters)
+    stats.escalation_routes = {domain.decode(): sid.decode() for domain, sid in routes.items()}
     return stats

@@ -26,6 +26,8 @@ class ShopSite:
     products: int = 100
     per_page: int = 20
     product_kb: tuple[int, int] = (15, 30)
+    #: Requests whose User-Agent contains this get a 403 block page (for escalation tests).
+    blocked_agent: str = ""
 
     @property
     def pages(self) -> int:
@@ -95,6 +97,8 @@ def _app(running: RunningSite) -> web.Application:
     @web.middleware
     async def record(request: web.Request, handler):
         running.log.append((time.time(), request.method, request.path_qs))
+        if site.blocked_agent and site.blocked_agent in request.headers.get("User-Agent", ""):
+            return html("<h1>blocked</h1>", 403)
         return await handler(request)
 
     def html(text: str, status: int = 200) -> web.Response:

@@ -9,6 +9,7 @@ from typing import Any
 
 from shoal.common.messages import CrawlSpec, SessionConfig
 from shoal.spiders import Spider
+from shoal.spiders.spider import QUOTA_ATTRIBUTES
 
 
 class SpiderLoadError(Exception):
@@ -58,13 +59,17 @@ def load_spider_file(path: str | Path, name: str | None = None) -> tuple[type[Sp
 
 
 def create_spider(cls: type[Spider], args: dict[str, Any]) -> Spider:
-    """Instantiate ``cls``; arguments its ``__init__`` does not take become attributes, set before it runs."""
+    """Instantiate ``cls``; arguments its ``__init__`` does not take become attributes, set before it runs.
+    Quota arguments (``max_pages`` ...) always become attributes, set after it ran."""
+    quotas = {k: v for k, v in args.items() if k in QUOTA_ATTRIBUTES}
+    args = {k: v for k, v in args.items() if k not in quotas}
     accepted = inspect.signature(cls.__init__).parameters
     takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
     init_args = {k: v for k, v in args.items() if takes_any or k in accepted}
     spider = cls.__new__(cls)
     spider.__dict__.update({k: v for k, v in args.items() if k not in init_args})
     spider.__init__(**init_args)
+    spider.__dict__.update(quotas)
     return spider
 
 

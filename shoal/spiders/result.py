@@ -87,6 +87,7 @@ class CrawlStats:
     """Counters of a crawl, with the same fields as Scrapling's."""
 
     requests_count: int = 0
+    requests_dispatched: int = 0  # shoal: jobs handed to workers (retries included)
     concurrent_requests: int = 0
     concurrent_requests_per_domain: int = 0
     failed_requests_count: int = 0
@@ -102,6 +103,8 @@ class CrawlStats:
     download_delay: float = 0.0
     autothrottle_enabled: bool = False
     blocked_requests_count: int = 0
+    escalations_count: int = 0  # shoal: blocked requests retried on a costlier sid
+    escalation_routes: dict = field(default_factory=dict)  # shoal: domain -> sid learned by escalation
     autothrottle_delays: dict = field(default_factory=dict)
     custom_stats: dict = field(default_factory=dict)
     response_status_count: dict = field(default_factory=dict)
@@ -131,6 +134,7 @@ class CrawlStats:
             "concurrent_requests": self.concurrent_requests,
             "concurrent_requests_per_domain": self.concurrent_requests_per_domain,
             "requests_count": self.requests_count,
+            "requests_dispatched": self.requests_dispatched,
             "requests_per_second": round(self.requests_per_second, 2),
             "sessions_requests_count": self.sessions_requests_count,
             "workers_requests_count": self.workers_requests_count,
@@ -140,6 +144,8 @@ class CrawlStats:
             "cache_hits": self.cache_hits,
             "cache_misses": self.cache_misses,
             "blocked_requests_count": self.blocked_requests_count,
+            "escalations_count": self.escalations_count,
+            "escalation_routes": self.escalation_routes,
             "response_status_count": self.response_status_count,
             "response_bytes": self.response_bytes,
             "domains_response_bytes": self.domains_response_bytes,
@@ -156,6 +162,7 @@ class CrawlResult:
     stats: CrawlStats
     items: ItemList
     paused: bool = False
+    stop_reason: str = ""  # shoal: the quota that stopped the crawl, if one did
 
     @property
     def completed(self) -> bool:

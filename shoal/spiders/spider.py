@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from shoal.common.response import Response
 
 BLOCKED_CODES = frozenset({401, 403, 407, 429, 444, 500, 502, 503, 504})
+#: shoal's per-crawl quotas; arguments of these names set them (after ``__init__`` runs).
+QUOTA_ATTRIBUTES = ("max_pages", "max_items", "max_duration")
 
 
 class SessionConfigurationError(Exception):
@@ -62,6 +64,13 @@ class Spider:
     fp_include_kwargs: bool = False
     fp_keep_fragments: bool = False
     fp_include_headers: bool = False
+
+    # shoal: quotas (0: no limit); the crawl stops cleanly once one is reached (shoal.coordinator.quotas)
+    max_pages: int = 0
+    max_items: int = 0
+    max_duration: float = 0.0
+    # shoal: sids to retry a blocked request on, cheapest first (shoal.coordinator.escalation)
+    escalation: tuple[str, ...] = ()
 
     logging_level: int = logging.DEBUG
     logging_format: str = "[%(asctime)s]:({spider_name}) %(levelname)s: %(message)s"
