@@ -450,3 +450,16 @@ async def test_a_worker_rides_out_a_redis_restart_and_serves_the_next_crawl(shop
 
 async def _heartbeat_since(client, moment: float) -> bool:
     return any(worker.info.seen > moment for worker in await client.workers())
+
+
+async def test_a_quota_given_at_submit_stops_the_crawl_and_its_status_says_which(service, shop, redis_url):
+    service.start("coordinator")
+    service.start("worker", "--kind", "http")
+    async with Client(redis_url) as client:
+        crawl = await client.submit(service.spider_file(SHOP_SPIDER), url=shop.url, max_pages=9)
+        status = await crawl.wait(60)
+        assert status.state == "finished"
+        assert status.stop_reason == "max_pages (9) reached"
+        assert (await crawl.stats()).requests_dispatched == status.pages == 9
+    shown = service.cli("status", crawl.id)
+    assert "finished (max_pages (9) reached)" in shown.stdout
