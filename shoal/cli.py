@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cls, source = load_spider_file(args.spider_file, args.spider)
         spider = create_spider(cls, spider_args)
+        spider.crawldir = args.crawldir or spider.crawldir
     except SpiderLoadError as e:
         console.print(f"[red]shoal: {e}[/red]")
         return 2
@@ -75,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
     console.print(views.stats_table(stats.to_dict()))
     if result.stop_reason:
         console.print(f"stopped: {result.stop_reason}")
+    if result.paused:
+        again = "run the same command to resume" if spider.crawldir else "give --crawldir to be able to resume"
+        console.print(f"paused: {again}")
+        return 130
     if args.output:
         console.print(f"wrote {len(result.items)} items to {args.output}")
     return 0
@@ -287,6 +292,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-a", dest="arg", action="append", default=[], metavar="KEY=VALUE", help="spider argument")
     p.add_argument("--workers", action="append", default=[], metavar="SID=N", help="worker processes for a sid")
     p.add_argument("--spider", help="which spider, when the file defines several (class or spider name)")
+    p.add_argument("--crawldir", type=Path, help="keep the crawl's state here: Ctrl+C pauses, running again resumes")
     p.set_defaults(func=run)
 
     for name, func, text in (

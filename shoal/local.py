@@ -2,13 +2,21 @@
 
 This is what ``shoal run spider.py`` and ``Spider().start()`` do. The coordinator runs in this
 process with the spider object itself; workers are separate processes, exactly as in the service.
+
+Ctrl+C pauses: nothing more is dispatched, what is in flight is processed, and the run returns a
+result with ``paused=True``; a second Ctrl+C stops at once. With a crawl directory
+(``Spider(crawldir=...)``, ``shoal run --crawldir``) the crawl's state is kept there (the private
+redis-server's append-only file and the crawl's id), and running again resumes it; once the crawl
+completes the directory's state is removed.
 """
 
 import asyncio
 import contextlib
 import ctypes
+import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -57,13 +65,46 @@ class Progress:
 
 
 @contextlib.contextmanager
-def _redis_url(url: str | None) -> Iterator[str]:
+def _redis_url(url: str | None, crawldir: Path | None) -> Iterator[str]:
     url = url or os.environ.get("REDIS_URL")
     if url:
         yield url
         return
-    with RedisServer() as server:
+    if crawldir is None:
+        with RedisServer() as server:
+            yield server.url
+        return
+    # The crawl directory keeps the append-only file; a TCP port, as the directory's path may be too
+    # long for a unix socket.
+    (crawldir / "redis").mkdir(parents=True, exist_ok=True)
+    with RedisServer(directory=crawldir / "redis", appendonly=True, unix_socket=False) as server:
         yield server.url
+
+
+class CrawlDir:
+    """A crawl directory: which crawl it holds (``crawl.json``) and, in local mode, its Redis data."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.record = path / "crawl.json"
+
+    def saved_crawl(self, spider: Spider) -> str | None:
+        """The id of the crawl this directory holds for ``spider``, if any."""
+        if not self.record.exists():
+            return None
+        saved = json.loads(self.record.read_text())
+        if saved.get("spider") != spider.name:
+            raise ValueError(f"{self.path} holds a crawl of spider {saved.get('spider')!r}, not {spider.name!r}")
+        return saved["crawl"]
+
+    def save(self, crawl: str, spider: Spider) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.record.write_text(json.dumps({"crawl": crawl, "spider": spider.name}))
+
+    def clear(self) -> None:
+        """Forget the crawl: it completed."""
+        self.record.unlink(missing_ok=True)
+        shutil.rmtree(self.path / "redis", ignore_errors=True)
 
 
 def _exit_with_parent() -> None:
@@ -165,11 +206,21 @@ async def _report(engine: CrawlEngine, on_progress: Callable[[Progress], None]) 
 async def _local_crawl(spider: Spider, options: LocalOptions) -> AsyncIterator[tuple[CrawlEngine, WorkerProcesses]]:
     """Register the crawl in a (private) Redis and start its workers; undo both on exit."""
     source, filename = options.source or spider_source(type(spider))
-    with _redis_url(options.redis_url) as url:
+    crawldir = CrawlDir(spider.crawldir) if spider.crawldir else None
+    with _redis_url(options.redis_url, crawldir.path if crawldir else None) as url:
         redis = Redis.from_url(url)
-        crawl_id = f"{spider.name}-{uuid.uuid4().hex[:8]}"
+        crawl_id = crawldir.saved_crawl(spider) if crawldir else None
+        if crawl_id and not await redis.exists(keys.state(crawl_id)):
+            log.warning("%s names crawl %s, which its Redis no longer holds: starting over", crawldir.path, crawl_id)
+            crawl_id = None
+        if crawl_id:
+            log.info("Resuming crawl %s from %s", crawl_id, crawldir.path)
+        else:
+            crawl_id = f"{spider.name}-{uuid.uuid4().hex[:8]}"
+            await redis.hset(keys.state(crawl_id), mapping={"state": "running", "spider": spider.name or ""})
+        if crawldir:
+            crawldir.save(crawl_id, spider)
         await store_spec(redis, crawl_spec(crawl_id, spider, source, filename, options.args), shared_secret())
-        await redis.hset(keys.state(crawl_id), mapping={"state": "running", "spider": spider.name or ""})
         await redis.sadd(keys.CRAWLS, crawl_id)
         leases = Leases(redis, f"local-{socket.gethostname()}-{os.getpid()}")
         await leases.claim(crawl_id)  # so that a service coordinator on the same Redis leaves it alone
@@ -187,17 +238,43 @@ async def _local_crawl(spider: Spider, options: LocalOptions) -> AsyncIterator[t
             await redis.aclose()
 
 
+@contextlib.contextmanager
+def _pause_on_ctrl_c(engine: CrawlEngine) -> Iterator[None]:
+    """First Ctrl+C: pause the crawl gracefully; second: stop at once (KeyboardInterrupt)."""
+    loop = asyncio.get_running_loop()
+
+    def pause() -> None:
+        if engine.pausing:
+            raise KeyboardInterrupt
+        where = f"; run again with crawldir {engine.spider.crawldir} to resume" if engine.spider.crawldir else ""
+        log.warning("Pausing: finishing the requests in flight (Ctrl+C again to stop now)%s", where)
+        engine.pause()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, pause)
+    except (RuntimeError, ValueError, NotImplementedError):  # not the main thread: no handler
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
 async def crawl(spider: Spider, options: LocalOptions) -> CrawlResult:
-    """Run ``spider`` to the end on this machine and return its result."""
+    """Run ``spider`` on this machine until it ends (or is paused) and return its result."""
     async with _local_crawl(spider, options) as (engine, workers):
         reporter = asyncio.create_task(_report(engine, options.on_progress)) if options.on_progress else None
         try:
-            spider.stats = await workers.guard(engine.run(options.output))
+            with _pause_on_ctrl_c(engine):
+                spider.stats = await workers.guard(engine.run(options.output))
         finally:
             if reporter:
                 reporter.cancel()
         items = await engine.item_list()
-    return CrawlResult(stats=spider.stats, items=items, paused=False, stop_reason=engine.stop_reason)
+    if spider.crawldir and not engine.pausing:
+        CrawlDir(spider.crawldir).clear()
+    return CrawlResult(stats=spider.stats, items=items, paused=engine.pausing, stop_reason=engine.stop_reason)
 
 
 def run_spider(spider: Spider, *, use_uvloop: bool = True, **options: Any) -> CrawlResult:

@@ -292,6 +292,10 @@ class CrawlQueues:
         )
         return DispatchResult(*(int(x) for x in result))
 
+    async def inflight(self) -> int:
+        """Requests dispatched and not yet processed, over every sid."""
+        return sum(int(count) for count in await self.redis.hvals(keys.inflight(self.crawl)))
+
     async def read_responses(self, count: int, block_ms: int | None, pending: bool = False) -> list[tuple[str, bytes]]:
         """Read responses for this coordinator: its unacknowledged ones when ``pending``, else new ones."""
         reply = await self.redis.xreadgroup(

@@ -66,6 +66,8 @@ class CrawlEngine:
         self.escalation = Escalation(redis, crawl, spider) if spider.escalation else None
         #: The quota that stopped the crawl ("" while none has).
         self.stop_reason = ""
+        #: True once ``pause()`` was asked: the run ends, resumable, when nothing is in flight.
+        self.pausing = False
         self._items = 0  # items stored, or about to be with the next commit
         self._turn = 0
         self._control = b"run"
@@ -296,6 +298,9 @@ class CrawlEngine:
         finally:
             await self.spider.on_close()
         await self.queues.retire()
+        if self.pausing:
+            await self._set_state("paused")
+            return await self.stats()
         if output:
             (await self.item_list()).export(output)
         await self._set_state("finished", finished=time.time(), stop_reason=self.stop_reason)
@@ -303,12 +308,18 @@ class CrawlEngine:
         self.log.info("%s", stats.to_dict())
         return stats
 
+    def pause(self) -> None:
+        """Stop dispatching and end ``run()`` once what is in flight is processed; the crawl stays resumable."""
+        self.pausing = True
+
     async def _step(self) -> bool:
         """One turn of the loop: dispatch (unless paused), then process what came back; False at the end."""
         control = await self._read_control()
         if control == b"cancel":
             raise CrawlCancelled(self.crawl)
-        if control == b"pause":  # no dispatch; what is in flight comes back and is processed
+        if self.pausing and await self.queues.inflight() == 0:
+            return False
+        if control == b"pause" or self.pausing:  # no dispatch; what is in flight comes back and is processed
             await self._set_state("paused")
             entries = await self.queues.read_responses(_READ_COUNT, int(_CONTROL_EVERY_S * 1000))
         else:

@@ -28,6 +28,8 @@ class ShopSite:
     product_kb: tuple[int, int] = (15, 30)
     #: Requests whose User-Agent contains this get a 403 block page (for escalation tests).
     blocked_agent: str = ""
+    #: Seconds every page takes to answer (for tests that act on a running crawl).
+    delay: float = 0.0
 
     @property
     def pages(self) -> int:
@@ -99,6 +101,8 @@ def _app(running: RunningSite) -> web.Application:
         running.log.append((time.time(), request.method, request.path_qs))
         if site.blocked_agent and site.blocked_agent in request.headers.get("User-Agent", ""):
             return html("<h1>blocked</h1>", 403)
+        if site.delay:
+            await asyncio.sleep(site.delay)
         return await handler(request)
 
     def html(text: str, status: int = 200) -> web.Response:
