@@ -8,6 +8,8 @@ Every state change is one Lua script, so it happens whole or not at all:
 - ``dispatch``: move requests from a sid's frontier to its job stream as capacity and politeness allow.
 - ``finish_job``: a worker acknowledges a job and publishes its result only if the acknowledgement
   succeeded, so a job redelivered to a second worker never yields two results.
+- ``replay``: in development mode, answer a request from the coordinator's response cache: it
+  leaves the replay set and its response enters the response stream in one step.
 
 Frontier entries are members of a sorted set, all scored 0 so Redis orders them by bytes:
 ``16 hex digits of (2**63 - 1 - priority)`` + ``17-digit sequence`` + ``domain`` + ``\\n`` + job.
@@ -140,6 +142,14 @@ end
 return {sent_total, wait, frontier_total, inflight_total, dispatched + sent_total}
 """
 
+REPLAY = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', 'r', ARGV[2])
+redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
+redis.call('HINCRBY', KEYS[4], ARGV[4], 1)
+return 1
+"""
+
 FINISH_JOB = """
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[2])
@@ -165,6 +175,7 @@ class Scheduled:
     dont_filter: bool
     prefix: bytes
     tail: bytes
+    replay: bool = False  # answered from the response cache (development mode), not by a worker
 
 
 @dataclass(slots=True)
@@ -197,6 +208,7 @@ class CrawlQueues:
         self.consumer = consumer
         self._commit = redis.register_script(COMMIT)
         self._dispatch = redis.register_script(DISPATCH)
+        self._replay = redis.register_script(REPLAY)
 
     async def create(self, sids_by_kind: dict[str, str]) -> None:
         """Create the response stream and each sid's job stream with their consumer groups, and
@@ -248,12 +260,13 @@ class CrawlQueues:
                     keys.ITEMS_MAXLEN,
                 ]
                 for request in commit.requests:
-                    index = frontier_keys.setdefault(request.sid, len(base) + len(frontier_keys) + 1)
+                    target = keys.replay(self.crawl) if request.replay else keys.frontier(self.crawl, request.sid)
+                    index = frontier_keys.setdefault(target, len(base) + len(frontier_keys) + 1)
                     args += [index, request.fp, int(request.dont_filter), request.prefix, request.tail]
                 args += commit.items
                 for name, value in (commit.stats or {}).items():
                     args += [name, value]
-                extra = [keys.frontier(self.crawl, sid) for sid in frontier_keys]
+                extra = list(frontier_keys)
                 await self._commit(keys=base + extra, args=args, client=pipe)
             return await pipe.execute()
 
@@ -292,6 +305,19 @@ class CrawlQueues:
         )
         return DispatchResult(*(int(x) for x in result))
 
+    async def to_replay(self, count: int) -> list[tuple[bytes, str, bytes]]:
+        """Up to ``count`` requests waiting to be answered from the response cache: (entry, domain, job)."""
+        entries = await self.redis.zrange(keys.replay(self.crawl), 0, count - 1)
+        return [(entry, *_domain_and_job(entry)) for entry in entries]
+
+    async def replay(self, entry: bytes, sid: str, domain: str, result: bytes) -> None:
+        """Move a request from the replay set to the response stream with its cached ``result``."""
+        await self._replay(
+            keys=[keys.replay(self.crawl), keys.responses(self.crawl), keys.inflight(self.crawl),
+                  keys.domain_inflight(self.crawl)],
+            args=[entry, result, sid, domain],
+        )  # fmt: skip
+
     async def inflight(self) -> int:
         """Requests dispatched and not yet processed, over every sid."""
         return sum(int(count) for count in await self.redis.hvals(keys.inflight(self.crawl)))
@@ -306,6 +332,12 @@ class CrawlQueues:
             block=None if pending else block_ms,
         )
         return [(_text(entry_id), fields[b"r"]) for _, entries in reply or () for entry_id, fields in entries if fields]
+
+
+def _domain_and_job(entry: bytes) -> tuple[str, bytes]:
+    """The domain and the job of a frontier entry (they follow its priority and sequence digits)."""
+    domain, _, job = entry[33:].partition(b"\n")
+    return domain.decode(), job
 
 
 def _text(value: bytes | str) -> str:

@@ -62,6 +62,11 @@ def queue(crawl: str, sid: str) -> str:
     return _crawl(crawl, f"queue:{sid}")
 
 
+def replay(crawl: str) -> str:
+    """Sorted set: requests the coordinator answers from its response cache (development mode), as frontier."""
+    return _crawl(crawl, "replay")
+
+
 def responses(crawl: str) -> str:
     """Stream: fetched responses (and fetch errors) waiting for the coordinator (group ``coordinator``)."""
     return _crawl(crawl, "responses")

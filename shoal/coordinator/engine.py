@@ -18,10 +18,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoal.common import keys
-from shoal.common.messages import FetchJob, FetchResult, MessageError, decode, encode
+from shoal.common.messages import FetchError, FetchJob, FetchResult, MessageError, decode, encode
 from shoal.common.request import Request
 from shoal.common.response import Response
 from shoal.common.sessions import check_request_kwargs
+from shoal.coordinator.cache import CACHE_WORKER, ResponseCache
 from shoal.coordinator.escalation import Escalation
 from shoal.coordinator.quotas import Quotas
 from shoal.coordinator.records import from_record, to_record
@@ -64,6 +65,9 @@ class CrawlEngine:
         self._allowed = set(spider.allowed_domains or ())
         self.quotas = Quotas.of(spider)
         self.escalation = Escalation(redis, crawl, spider) if spider.escalation else None
+        self.cache = None
+        if spider.development_mode:
+            self.cache = ResponseCache(spider.development_cache_dir or f".scrapling_cache/{spider.name}")
         #: The quota that stopped the crawl ("" while none has).
         self.stop_reason = ""
         #: True once ``pause()`` was asked: the run ends, resumable, when nothing is in flight.
@@ -104,7 +108,8 @@ class CrawlEngine:
         record.escalated = escalated
         job = encode(FetchJob(crawl=self.crawl, request=record))
         prefix, tail = frontier_member(request.priority, request.domain, job)
-        return Scheduled(request.sid, fp, request.dont_filter, prefix, tail)
+        replay = self.cache is not None and self.cache.has(fp)
+        return Scheduled(request.sid, fp, request.dont_filter, prefix, tail, replay)
 
     async def _seed(self) -> None:
         batch: list[Scheduled] = []
@@ -225,7 +230,15 @@ class CrawlEngine:
         _count(stats, f"{STATUS}{result.status}")
         _count(stats, "response_bytes", len(result.body))
         _count(stats, f"{DOMAIN_BYTES}{request.domain}", len(result.body))
-        if await self.spider.is_blocked(response):
+        blocked = await self.spider.is_blocked(response)
+        if self.cache is not None:
+            if result.worker == CACHE_WORKER:
+                _count(stats, "cache_hits")
+            else:
+                _count(stats, "cache_misses")
+                if not blocked:
+                    self.cache.put(result)
+        if blocked:
             _count(stats, "blocked_requests_count")
             await self._retry_blocked(request, response, commit, stats)
         else:
@@ -253,6 +266,17 @@ class CrawlEngine:
                 self.log.info("Stopping crawl %s: %s", self.crawl, self.stop_reason)
         done = result.frontier == 0 or bool(self.stop_reason)
         return done and result.inflight == 0, result.wait_ms
+
+    async def _replay(self, cache: ResponseCache) -> None:
+        """Answer the requests waiting for the response cache (development mode) from it."""
+        while entries := await self.queues.to_replay(_READ_COUNT):
+            for entry, domain, job in entries:
+                request = decode(job, FetchJob).request
+                result = cache.replay(self.crawl, request)
+                if result is None:
+                    error = FetchError(kind="cache", message=f"the cached response to {request.url} is gone")
+                    result = FetchResult(crawl=self.crawl, request=request, worker=CACHE_WORKER, error=error)
+                await self.queues.replay(entry, request.sid, domain, encode(result))
 
     async def _consume_pending(self) -> None:
         """Process the responses this crawl's coordinator read before but never committed."""
@@ -324,6 +348,8 @@ class CrawlEngine:
             entries = await self.queues.read_responses(_READ_COUNT, int(_CONTROL_EVERY_S * 1000))
         else:
             await self._set_state("running")
+            if self.cache is not None:
+                await self._replay(self.cache)
             idle, wait = await self._dispatch()
             if idle:
                 return False
