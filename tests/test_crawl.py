@@ -299,3 +299,24 @@ def test_concurrent_requests_bounds_the_requests_in_flight_across_all_sids(shop,
 def test_a_worker_that_dies_ends_the_crawl_with_its_reason_instead_of_a_hang(shop, redis_url):
     with pytest.raises(RuntimeError, match=r"a worker \(.*--kind http --sid default.*\) exited with code 2"):
         run(ShopSpider(shop.url), redis_url, capacity="not-a-number")
+
+
+class CountingSpider(ShopSpider):
+    name = "counting"
+    seen_counts: list[int] = []
+
+    async def parse_product(self, response: Response):
+        self.seen_counts.append(self.stats.requests_count)
+        self.stats.custom_stats["products"] = self.stats.custom_stats.get("products", 0) + 1
+        self.stats.custom_stats["last"] = {"name": response.css("h1::text").get("")}
+        async for item in super().parse_product(response):
+            yield item
+
+
+def test_callbacks_see_live_stats_and_the_custom_stats_they_set_are_kept(shop, redis_url):
+    spider = CountingSpider(shop.url)
+    result = run(spider, redis_url)
+    assert result.stats.custom_stats["products"] == 100
+    assert result.stats.custom_stats["last"]["name"].startswith("Product ")
+    assert max(spider.seen_counts) > 0  # the counters moved while the crawl ran
+    assert spider.seen_counts == sorted(spider.seen_counts)

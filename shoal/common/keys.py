@@ -86,6 +86,11 @@ def stats(crawl: str) -> str:
     return _crawl(crawl, "stats")
 
 
+def custom_stats(crawl: str) -> str:
+    """Hash: name -> JSON value, the spider's ``stats.custom_stats`` as its callbacks set them."""
+    return _crawl(crawl, "custom_stats")
+
+
 def inflight(crawl: str) -> str:
     """Hash: sid -> requests dispatched and not yet processed by the coordinator."""
     return _crawl(crawl, "inflight")

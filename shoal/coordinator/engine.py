@@ -26,7 +26,7 @@ from shoal.coordinator.cache import CACHE_WORKER, ResponseCache
 from shoal.coordinator.escalation import Escalation
 from shoal.coordinator.quotas import Quotas
 from shoal.coordinator.records import from_record, to_record
-from shoal.coordinator.stats import DOMAIN_BYTES, SESSION, STATUS, WORKER, read_stats
+from shoal.coordinator.stats import DOMAIN_BYTES, SESSION, STATUS, WORKER, add_counts, read_stats
 from shoal.queue import Commit, CrawlQueues, Scheduled, frontier_member
 from shoal.spiders import CrawlStats, ItemList, Spider
 
@@ -77,6 +77,7 @@ class CrawlEngine:
         self._control = b"run"
         self._control_read = 0.0
         self._state = ""
+        self._custom_stored: dict[str, bytes] = {}  # custom stats as last written to Redis
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -288,6 +289,8 @@ class CrawlEngine:
         for commit, added in zip(commits, await self.queues.commit(commits), strict=True):
             if added < 0:  # processed before (by a coordinator that died before it could read the answer)
                 self._items -= len(commit.items)
+            elif commit.stats:
+                add_counts(self.spider.stats, commit.stats)
 
     async def run(self, output: str | Path | None = None) -> CrawlStats:
         """Run the crawl to its end (resuming it if it was already started) and return its stats;
@@ -297,7 +300,9 @@ class CrawlEngine:
         started = await self.redis.hget(keys.state(self.crawl), "started")
         self.started = float(started) if started else self.started
         await self._set_state("running", started=self.started)
-        self._items = (await self.stats()).items_scraped
+        self.spider.stats = await self.stats()
+        self._custom_stored = _encoded(self.spider.stats.custom_stats)
+        self._items = self.spider.stats.items_scraped
         if self.escalation:
             await self.escalation.load()
         await self.spider.on_start(resuming=resuming)
@@ -321,6 +326,7 @@ class CrawlEngine:
                     await asyncio.sleep(backoff)
         finally:
             await self.spider.on_close()
+        await self._sync_stats()
         await self.queues.retire()
         if self.pausing:
             await self._set_state("paused")
@@ -359,11 +365,30 @@ class CrawlEngine:
         return True
 
     async def _read_control(self) -> bytes:
-        """What the client asks (run, pause, cancel), read at most every _CONTROL_EVERY_S seconds."""
+        """What the client asks (run, pause, cancel), read at most every _CONTROL_EVERY_S seconds; the
+        spider's live stats are brought up to date as often."""
         if time.monotonic() - self._control_read >= _CONTROL_EVERY_S:
             self._control_read = time.monotonic()
             self._control = await self.redis.hget(keys.state(self.crawl), "control") or b"run"
+            await self._sync_stats()
         return self._control
+
+    async def _sync_stats(self) -> None:
+        """Store the custom stats the spider's callbacks changed, then refresh ``spider.stats`` from Redis."""
+        custom = self.spider.stats.custom_stats
+        encoded = _encoded(custom)
+        changed = {name: value for name, value in encoded.items() if self._custom_stored.get(name) != value}
+        removed = [name for name in self._custom_stored if name not in encoded]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if changed:
+                pipe.hset(keys.custom_stats(self.crawl), mapping=changed)
+            if removed:
+                pipe.hdel(keys.custom_stats(self.crawl), *removed)
+            await pipe.execute()
+        self._custom_stored = encoded
+        stats = await self.stats()
+        stats.custom_stats = custom  # the dict the callbacks hold stays the live one
+        self.spider.stats = stats
 
     async def _set_state(self, state: str, **fields: float | str) -> None:
         if state != self._state or fields:
@@ -393,6 +418,10 @@ class CrawlEngine:
             for _, fields in batch:
                 yield msgspec.json.decode(fields[b"i"])
             last = "(" + batch[-1][0].decode()
+
+
+def _encoded(custom_stats: dict[str, Any]) -> dict[str, bytes]:
+    return {str(name): _item_encoder.encode(value) for name, value in custom_stats.items()}
 
 
 def _count(stats: dict[str, int], name: str, amount: int = 1) -> None:

@@ -1,5 +1,6 @@
 """Crawl statistics: counters kept in a Redis hash, read back as Scrapling's CrawlStats."""
 
+import msgspec
 from redis.asyncio import Redis
 
 from shoal.common import keys
@@ -25,32 +26,40 @@ COUNTERS = (
 STATUS, SESSION, DOMAIN_BYTES, WORKER = "status:", "sid:", "domain_bytes:", "worker:"
 
 
+def add_counts(stats: CrawlStats, counts: dict[str, int]) -> None:
+    """Add stats-hash counters (as the engine commits them) to ``stats``."""
+    for name, value in counts.items():
+        if name in COUNTERS:
+            setattr(stats, name, getattr(stats, name) + value)
+            continue
+        prefix, _, key = name.partition(":")
+        table = {
+            STATUS: stats.response_status_count,
+            SESSION: stats.sessions_requests_count,
+            WORKER: stats.workers_requests_count,
+            DOMAIN_BYTES: stats.domains_response_bytes,
+        }.get(prefix + ":")
+        if table is None:
+            continue  # a counter this shoal does not know (a newer one's)
+        key = f"status_{key}" if prefix + ":" == STATUS else key
+        table[key] = table.get(key, 0) + value
+
+
 def stats_from_hash(fields: dict[bytes, bytes]) -> CrawlStats:
     """Build CrawlStats from the crawl's stats hash."""
     stats = CrawlStats()
-    for raw_name, raw_value in fields.items():
-        name, value = raw_name.decode(), int(raw_value)
-        if name in COUNTERS:
-            setattr(stats, name, value)
-        elif name.startswith(STATUS):
-            stats.response_status_count[f"status_{name.removeprefix(STATUS)}"] = value
-        elif name.startswith(SESSION):
-            stats.sessions_requests_count[name.removeprefix(SESSION)] = value
-        elif name.startswith(WORKER):
-            stats.workers_requests_count[name.removeprefix(WORKER)] = value
-        elif name.startswith(DOMAIN_BYTES):
-            stats.domains_response_bytes[name.removeprefix(DOMAIN_BYTES)] = value
-        else:
-            stats.custom_stats[name] = value
+    add_counts(stats, {name.decode(): int(value) for name, value in fields.items()})
     return stats
 
 
 async def read_stats(redis: Redis, crawl: str) -> CrawlStats:
-    """The crawl's stats as stored in Redis: its counters and the routes escalation learned."""
+    """The crawl's stats as stored in Redis: its counters, custom stats, and the routes escalation learned."""
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.stats(crawl))
         pipe.hgetall(keys.routes(crawl))
-        counters, routes = await pipe.execute()
+        pipe.hgetall(keys.custom_stats(crawl))
+        counters, routes, custom = await pipe.execute()
     stats = stats_from_hash(counters)
     stats.escalation_routes = {domain.decode(): sid.decode() for domain, sid in routes.items()}
+    stats.custom_stats.update({name.decode(): msgspec.json.decode(value) for name, value in custom.items()})
     return stats
