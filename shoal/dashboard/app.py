@@ -60,7 +60,8 @@ class BadQuery(ValueError):
 
 @web.middleware
 async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Check the token of every API call, and turn failures into JSON answers that name them."""
+    """Check the host (without a read token) and the token of every API call; turn failures into JSON
+    answers that name them."""
     access = request.app[ACCESS]
     if not access.read and not access.can_read(request):
         return _error(403, "without a read token the dashboard answers only requests to 127.0.0.1 or localhost")
