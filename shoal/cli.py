@@ -1,6 +1,6 @@
 """The ``shoal`` command: ``shoal run`` for a crawl on this machine; ``coordinator`` and ``worker`` for
-the service's processes; ``submit``, ``status``, ``top``, ``items``, ``pause``, ``resume``, ``cancel``
-and ``workers`` to drive a service through its Redis."""
+the service's processes; ``submit``, ``status``, ``top``, ``items``, ``pause``, ``resume``, ``cancel``,
+``workers`` and ``dashboard`` to drive a service through its Redis."""
 
 import argparse
 import asyncio
@@ -121,15 +121,15 @@ def worker(args: argparse.Namespace) -> int:
 
 
 class _CoordinatorProcess:
-    """The coordinator with its optional metrics endpoint."""
+    """The coordinator with its optional metrics endpoint and dashboard."""
 
-    def __init__(self, url: str, metrics_port: int | None) -> None:
+    def __init__(self, url: str, metrics_port: int | None, dashboard: Any = None) -> None:
         from redis.asyncio import Redis
 
         from shoal.coordinator.service import Coordinator
         from shoal.specs import shared_secret
 
-        self.url, self.metrics_port = url, metrics_port
+        self.url, self.metrics_port, self.dashboard = url, metrics_port, dashboard
         self.coordinator = Coordinator(Redis.from_url(url), url, secret=shared_secret())
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -143,16 +143,43 @@ class _CoordinatorProcess:
             registry.register(collector)
             serve(registry, self.metrics_port)
             follower = asyncio.create_task(follow_service(collector, self.url))
+        if self.dashboard:
+            await self.dashboard.start()
         try:
             await self.coordinator.run(stop)
         finally:
             if follower:
                 follower.cancel()
+            if self.dashboard:
+                await self.dashboard.stop()
+
+
+def _dashboard(args: argparse.Namespace, host: str, port: int) -> Any:
+    """The dashboard for ``args``; exits with a message when it would be exposed without a read token."""
+    from shoal.dashboard import Access, Dashboard
+
+    access = Access.from_env(getattr(args, "token", None), getattr(args, "write_token", None))
+    try:
+        return Dashboard(args.redis, access, host, port)
+    except ValueError as e:
+        console.print(f"[red]shoal: {e}[/red]")
+        raise SystemExit(2) from None
 
 
 def coordinator(args: argparse.Namespace) -> int:
     """``shoal coordinator``: accept submitted crawls and run them until SIGTERM or Ctrl+C."""
-    return _serve(lambda url: _CoordinatorProcess(url, args.metrics_port), args)
+    board = _dashboard(args, args.dashboard_host, args.dashboard_port) if args.dashboard_port else None
+    return _serve(lambda url: _CoordinatorProcess(url, args.metrics_port, board), args)
+
+
+def dashboard(args: argparse.Namespace) -> int:
+    """``shoal dashboard``: serve the web dashboard until SIGTERM or Ctrl+C."""
+    board = _dashboard(args, args.host, args.port)
+    try:
+        return _serve(lambda url: board, args)
+    except OSError as e:
+        console.print(f"[red]shoal: {e.strerror}[/red]")
+        return 1
 
 
 def _client_command(work: Callable[[Any], Awaitable[int]]) -> Callable[[argparse.Namespace], int]:
@@ -303,6 +330,13 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
         p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
         p.set_defaults(func=func)
+        if name == "coordinator":
+            p.add_argument("--dashboard-port", type=int, help="also serve the web dashboard on this port")
+            p.add_argument(
+                "--dashboard-host",
+                default="127.0.0.1",
+                help="the dashboard's address (default 127.0.0.1; any other needs $SHOAL_DASHBOARD_TOKEN)",
+            )
         if name == "worker":
             p.add_argument("--kind", choices=["http", "dynamic", "stealth"], required=True)
             p.add_argument("--sid", action="append", help="serve only this sid (repeatable; default: every sid)")
@@ -340,6 +374,16 @@ def parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("workers", parents=[service], help="registered workers, alive or dead")
     p.set_defaults(func=workers)
+
+    p = commands.add_parser("dashboard", parents=[service], help="serve the web dashboard (read-only by default)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8700, help="port to listen on (default 8700)")
+    p.add_argument("--token", help="token to read (needed off 127.0.0.1; default $SHOAL_DASHBOARD_TOKEN)")
+    p.add_argument(
+        "--write-token", help="token to pause, resume and cancel crawls (default $SHOAL_DASHBOARD_WRITE_TOKEN)"
+    )
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.set_defaults(func=dashboard)
 
     p = commands.add_parser("health", parents=[service], help="exit 0 if Redis and this host's ROLE are alive")
     p.add_argument("role", choices=["worker", "coordinator"])

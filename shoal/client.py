@@ -29,6 +29,7 @@ from shoal.common.messages import (
     ARQ_SERIALIZERS,
     CoordinatorInfo,
     CrawlSpec,
+    FetchJob,
     MessageError,
     Submission,
     WorkerInfo,
@@ -91,6 +92,16 @@ class CrawlStatus:
 
 
 @dataclass
+class CrawlError:
+    """A request of a crawl that failed for good: when (seconds since the epoch), which, and why."""
+
+    time: float
+    url: str
+    sid: str
+    reason: str
+
+
+@dataclass
 class WorkerStatus:
     """A registered worker and whether its heartbeat is recent."""
 
@@ -142,6 +153,32 @@ class Crawl:
                     yield msgspec.json.decode(fields[b"i"])
             if not reply and (ended or not follow):
                 return
+
+    async def recent_items(self, count: int = 20) -> list[dict[str, Any]]:
+        """The crawl's newest ``count`` items, newest first; raises LookupError for an unknown crawl."""
+        return [msgspec.json.decode(fields[b"i"]) for _, fields in await self._newest(keys.items(self.id), count)]
+
+    async def errors(self, count: int = 20) -> list[CrawlError]:
+        """The crawl's newest ``count`` failures, newest first: the jobs dead-lettered by workers (delivered
+        too many times, or undecodable); raises LookupError for an unknown crawl."""
+        found = []
+        for entry_id, fields in await self._newest(keys.dead_letters(self.id), count):
+            url = sid = ""
+            with contextlib.suppress(*MALFORMED):  # an undecodable job is itself a reason to dead-letter
+                request = decode(fields.get(b"job", b""), FetchJob).request
+                url, sid = request.url, request.sid
+            when = int(entry_id.split(b"-")[0]) / 1000
+            found.append(CrawlError(when, url, sid, fields.get(b"reason", b"").decode(errors="replace")))
+        return found
+
+    async def _newest(self, stream: str, count: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        async with self.client.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(keys.state(self.id))
+            pipe.xrevrange(stream, count=count)
+            known, entries = await pipe.execute()
+        if not known:
+            raise LookupError(f"no crawl {self.id!r}")
+        return entries
 
     async def _control(self, control: str) -> None:
         state = await self.client.redis.hget(keys.state(self.id), "state")
