@@ -232,7 +232,10 @@ async def _local_crawl(spider: Spider, options: LocalOptions) -> AsyncIterator[t
             yield CrawlEngine(redis, spider, crawl_id), workers
         finally:
             holding.cancel()
-            await CrawlQueues(redis, crawl_id).retire()
+            queues = CrawlQueues(redis, crawl_id)
+            await queues.retire()
+            if not spider.crawldir:  # it cannot be resumed: what it holds of the shared counts goes back
+                await queues.release_domains()
             await leases.release(crawl_id)
             await workers.stop()
             await redis.aclose()

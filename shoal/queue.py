@@ -34,7 +34,10 @@ if rid ~= '' then
   if redis.call('XACK', KEYS[1], ARGV[7], rid) == 0 then return -1 end
   redis.call('XDEL', KEYS[1], rid)
   if ARGV[2] ~= '' then redis.call('HINCRBY', KEYS[6], ARGV[2], -1) end
-  if ARGV[3] ~= '' then redis.call('HINCRBY', KEYS[7], ARGV[3], -1) end
+  if ARGV[3] ~= '' then
+    redis.call('HINCRBY', KEYS[7], ARGV[3], -1)
+    redis.call('HINCRBY', KEYS[8], ARGV[3], -1)
+  end
 end
 local i = 9
 local added = 0
@@ -60,7 +63,9 @@ return added
 
 DISPATCH = """
 local capacity, limit, delay, scan = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local n, first, group, stale_ms = (#KEYS - 4) / 2, tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
+local n, first, group, stale_ms = (#KEYS - 5) / 2, tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
+-- KEYS: 1 inflight, 2 the crawl's domain_inflight, 3 DOMAIN_NEXT, 4 stats, 5 DOMAIN_INFLIGHT, then per sid
+-- its frontier and its job stream. Per-domain limits and delays count every crawl's requests.
 -- budget: requests this crawl may still dispatch in all (max_pages), -1 for no limit
 local budget = tonumber(ARGV[8])
 local dispatched = tonumber(redis.call('HGET', KEYS[4], 'requests_dispatched') or '0')
@@ -83,7 +88,7 @@ local function waiting_since(stream)
 end
 local undelivered, leased, inflight_total, fresh_waiting = {}, 0, 0, 0
 for i = 1, n do
-  local stream = KEYS[4 + 2 * i]
+  local stream = KEYS[5 + 2 * i]
   local inflight = tonumber(redis.call('HGET', KEYS[1], ARGV[8 + i]) or '0')
   undelivered[i] = redis.call('XLEN', stream) - redis.call('XPENDING', stream, group)[1]
   leased = leased + inflight - undelivered[i]
@@ -96,7 +101,7 @@ end
 local sent_total, wait, frontier_total = 0, -1, 0
 for k = 0, n - 1 do
   local i = (first + k) % n + 1
-  local frontier, stream, sid = KEYS[3 + 2 * i], KEYS[4 + 2 * i], ARGV[8 + i]
+  local frontier, stream, sid = KEYS[4 + 2 * i], KEYS[5 + 2 * i], ARGV[8 + i]
   local room, sent = capacity - leased - fresh_waiting - undelivered[i], 0
   if budget >= 0 then room = math.min(room, budget - sent_total) end
   local function send(member)
@@ -104,6 +109,7 @@ for k = 0, n - 1 do
     local domain = string.sub(member, 34, nl - 1)
     redis.call('XADD', stream, '*', 'j', string.sub(member, nl + 1))
     redis.call('HINCRBY', KEYS[2], domain, 1)
+    redis.call('HINCRBY', KEYS[5], domain, 1)
     sent = sent + 1
     return domain
   end
@@ -115,7 +121,7 @@ for k = 0, n - 1 do
       if sent >= room then break end
       local nl = string.find(member, '\\n', 34, true)
       local domain = string.sub(member, 34, nl - 1)
-      local ready = limit == 0 or tonumber(redis.call('HGET', KEYS[2], domain) or '0') < limit
+      local ready = limit == 0 or tonumber(redis.call('HGET', KEYS[5], domain) or '0') < limit
       if ready and delay > 0 then
         local next_at = tonumber(redis.call('HGET', KEYS[3], domain) or '0')
         if next_at > now then
@@ -147,7 +153,18 @@ if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('XADD', KEYS[2], '*', 'r', ARGV[2])
 redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
 redis.call('HINCRBY', KEYS[4], ARGV[4], 1)
+redis.call('HINCRBY', KEYS[5], ARGV[4], 1)
 return 1
+"""
+
+RELEASE_DOMAINS = """
+local held = redis.call('HGETALL', KEYS[1])
+for i = 1, #held, 2 do
+  local count = tonumber(held[i + 1])
+  if count ~= 0 then redis.call('HINCRBY', KEYS[2], held[i], 0 - count) end
+end
+redis.call('DEL', KEYS[1])
+return #held / 2
 """
 
 FINISH_JOB = """
@@ -209,6 +226,7 @@ class CrawlQueues:
         self._commit = redis.register_script(COMMIT)
         self._dispatch = redis.register_script(DISPATCH)
         self._replay = redis.register_script(REPLAY)
+        self._release_domains = redis.register_script(RELEASE_DOMAINS)
 
     async def create(self, sids_by_kind: dict[str, str]) -> None:
         """Create the response stream and each sid's job stream with their consumer groups, and
@@ -245,6 +263,7 @@ class CrawlQueues:
             keys.items(self.crawl),
             keys.inflight(self.crawl),
             keys.domain_inflight(self.crawl),
+            keys.DOMAIN_INFLIGHT,
         ]
         async with self.redis.pipeline(transaction=False) as pipe:
             for commit in commits:
@@ -287,8 +306,9 @@ class CrawlQueues:
             keys=[
                 keys.inflight(self.crawl),
                 keys.domain_inflight(self.crawl),
-                keys.domain_next(self.crawl),
+                keys.DOMAIN_NEXT,
                 keys.stats(self.crawl),
+                keys.DOMAIN_INFLIGHT,
                 *stream_keys,
             ],
             args=[
@@ -314,9 +334,13 @@ class CrawlQueues:
         """Move a request from the replay set to the response stream with its cached ``result``."""
         await self._replay(
             keys=[keys.replay(self.crawl), keys.responses(self.crawl), keys.inflight(self.crawl),
-                  keys.domain_inflight(self.crawl)],
+                  keys.domain_inflight(self.crawl), keys.DOMAIN_INFLIGHT],
             args=[entry, result, sid, domain],
         )  # fmt: skip
+
+    async def release_domains(self) -> None:
+        """Give back this crawl's part of the shared per-domain counts (it ended with requests in flight)."""
+        await self._release_domains(keys=[keys.domain_inflight(self.crawl), keys.DOMAIN_INFLIGHT])
 
     async def inflight(self) -> int:
         """Requests dispatched and not yet processed, over every sid."""

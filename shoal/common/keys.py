@@ -1,7 +1,9 @@
 """Every Redis key shoal uses, one line each on what it holds.
 
-A crawl's keys share the hash tag ``{CRAWL}`` so that each crawl lives on one Redis Cluster slot and
-its Lua scripts stay atomic. Read them with ``redis-cli``: queue depth is ``XLEN``, the frontier is
+A crawl's keys share the hash tag ``{CRAWL}``. Politeness per domain is shared by every crawl
+(``DOMAIN_INFLIGHT``, ``DOMAIN_NEXT``), so a site sees one limit however many crawls reach it; the
+Lua scripts therefore touch keys of several hash tags, and shoal needs one Redis primary (with or
+without replicas), not Redis Cluster. Read them with ``redis-cli``: queue depth is ``XLEN``, the frontier is
 ``ZCARD``, in-flight is ``HGET ... inflight``.
 """
 
@@ -18,6 +20,12 @@ WORKERS = f"{PREFIX}:workers"
 
 #: Hash: coordinator id -> CoordinatorInfo (JSON), rewritten by each coordinator's heartbeat.
 COORDINATORS = f"{PREFIX}:coordinators"
+
+#: Hash: domain -> requests in flight to it, over every crawl (the shared per-domain concurrency).
+DOMAIN_INFLIGHT = f"{PREFIX}:domain_inflight"
+
+#: Hash: domain -> earliest time (ms since the epoch) any crawl may send it its next request.
+DOMAIN_NEXT = f"{PREFIX}:domain_next"
 
 #: The arq queue that carries crawl submissions to the coordinators.
 SUBMISSIONS = f"{PREFIX}:submissions"
@@ -97,13 +105,8 @@ def inflight(crawl: str) -> str:
 
 
 def domain_inflight(crawl: str) -> str:
-    """Hash: domain -> requests dispatched and not yet processed (per-domain concurrency)."""
+    """Hash: domain -> this crawl's requests dispatched and not yet processed (its part of DOMAIN_INFLIGHT)."""
     return _crawl(crawl, "domain_inflight")
-
-
-def domain_next(crawl: str) -> str:
-    """Hash: domain -> earliest time (ms since the epoch) the next request may be dispatched."""
-    return _crawl(crawl, "domain_next")
 
 
 def routes(crawl: str) -> str:

@@ -331,6 +331,7 @@ class CrawlEngine:
         if self.pausing:
             await self._set_state("paused")
             return await self.stats()
+        await self.queues.release_domains()
         if output:
             (await self.item_list()).export(output)
         await self._set_state("finished", finished=time.time(), stop_reason=self.stop_reason)

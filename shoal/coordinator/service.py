@@ -171,7 +171,9 @@ class Coordinator:
             raise
         except Exception as e:
             await self._fail(crawl, "".join(traceback.format_exception(e)))
-            await CrawlQueues(self.redis, crawl).retire()
+            queues = CrawlQueues(self.redis, crawl)
+            await queues.retire()
+            await queues.release_domains()
             await self._expire(crawl)
         finally:
             await self.leases.release(crawl)
@@ -190,7 +192,9 @@ class Coordinator:
         """A cancelled crawl: delete every key but its state, which says ``cancelled`` for RETENTION_S."""
         await self.redis.hset(keys.state(crawl), mapping={"state": "cancelled", "finished": time.time()})
         await self.redis.expire(keys.state(crawl), RETENTION_S)
-        await CrawlQueues(self.redis, crawl).retire()
+        queues = CrawlQueues(self.redis, crawl)
+        await queues.retire()
+        await queues.release_domains()
         doomed = [key for key in await self._crawl_keys(crawl) if key.decode() != keys.state(crawl)]
         if doomed:
             await self.redis.delete(*doomed)
