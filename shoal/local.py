@@ -197,7 +197,8 @@ async def crawl(spider: Spider, options: LocalOptions) -> CrawlResult:
             if reporter:
                 reporter.cancel()
         items = await engine.item_list()
-    return CrawlResult(stats=spider.stats, items=items, paused=False)
+        failed = [failed for _, failed in await CrawlQueues(engine.redis, engine.crawl).failed()]
+    return CrawlResult(stats=spider.stats, items=items, paused=False, crawl_id=engine.crawl, failed=failed)
 
 
 def run_spider(spider: Spider, *, use_uvloop: bool = True, **options: Any) -> CrawlResult:

@@ -127,7 +127,8 @@ COMMON_REQUEST_ARGS: list[tuple[str, Any, Any]] = [
     ("method", str, "GET"),
 ]
 
-_CALLABLE_ARGS = ("page_action", "page_setup")
+#: Arguments that take a spider method (sent by name).
+CALLABLE_ARGS = ("page_action", "page_setup")
 
 
 def _table(name: str, args: list[tuple[str, Any, Any]]) -> type[msgspec.Struct]:
@@ -146,7 +147,7 @@ def _validate(table: type[msgspec.Struct], kwargs: dict[str, Any], what: str, wh
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise TypeError(f"unknown {what} '{name}'{where}{hint}")
-    for name in _CALLABLE_ARGS:
+    for name in CALLABLE_ARGS:
         if kwargs.get(name) is not None and not callable(kwargs[name]) and not isinstance(kwargs[name], str):
             raise TypeError(f"{what} '{name}'{where} must be a spider method, got {type(kwargs[name]).__name__}")
     if kwargs.get("proxy_rotator") is not None and not isinstance(kwargs["proxy_rotator"], ProxyRotator):
@@ -184,7 +185,7 @@ class SessionSpec:
 
     def wire_kwargs(self, spider: "Spider") -> dict[str, Any]:
         """The given arguments in a form that travels through Redis: spider methods by name."""
-        from shoal.common.names import method_name
+        from shoal.common.names import checked_method_name, method_name
 
         wire: dict[str, Any] = {}
         for name, value in self.kwargs.items():
@@ -192,6 +193,8 @@ class SessionSpec:
                 value = value.to_wire(spider)
             elif callable(value):
                 value = method_name(spider, value, f"{type(self).__name__} argument '{name}'")
+            elif isinstance(value, str) and name in CALLABLE_ARGS:  # a method given by name: it must exist
+                checked_method_name(spider, value, f"{type(self).__name__} {name.replace('_', ' ')}")
             elif isinstance(value, tuple | set | frozenset):
                 value = list(value)
             wire[name] = value

@@ -16,8 +16,10 @@ COUNTERS = (
     "blocked_requests_count",
 )
 
-#: Prefixes of per-key counters: field ``status:200`` is ``response_status_count["status_200"]``.
+#: Prefixes of per-key counters: field ``status:200`` is ``response_status_count["status_200"]``, field
+#: ``failed:timeout`` is ``failed_requests_by_kind["timeout"]``.
 STATUS, SESSION, DOMAIN_BYTES, WORKER = "status:", "sid:", "domain_bytes:", "worker:"
+FAILED = "failed:"
 
 
 def stats_from_hash(fields: dict[bytes, bytes]) -> CrawlStats:
@@ -33,6 +35,8 @@ def stats_from_hash(fields: dict[bytes, bytes]) -> CrawlStats:
             stats.sessions_requests_count[name.removeprefix(SESSION)] = value
         elif name.startswith(WORKER):
             stats.workers_requests_count[name.removeprefix(WORKER)] = value
+        elif name.startswith(FAILED):
+            stats.failed_requests_by_kind[name.removeprefix(FAILED)] = value
         elif name.startswith(DOMAIN_BYTES):
             stats.domains_response_bytes[name.removeprefix(DOMAIN_BYTES)] = value
         else:
