@@ -40,6 +40,14 @@ HTTP_SESSION_ARGS: list[tuple[str, Any, Any]] = [
     ("proxy_rotator", Any, None),
 ]
 
+#: FetcherSession(...) arguments shoal adds (session-wide, not per request): a body over ``max_body_size``
+#: bytes (at most the worker's limit, SHOAL_MAX_BODY_MB) fails the request as too_large, or with
+#: ``truncate_body`` arrives cut at the limit with ``response.meta["body_truncated"]`` set.
+HTTP_BODY_ARGS: list[tuple[str, Any, Any]] = [
+    ("max_body_size", int | None, None),
+    ("truncate_body", bool, False),
+]
+
 #: What a Request to an HTTP sid may carry besides the session's own arguments.
 HTTP_REQUEST_ARGS: list[tuple[str, Any, Any]] = [
     ("method", str, "GET"),
@@ -209,7 +217,7 @@ class FetcherSession(SessionSpec):
     """Fast HTTP requests with curl_cffi (browser TLS impersonation), no JavaScript."""
 
     kind = "http"
-    args = HTTP_SESSION_ARGS
+    args = HTTP_SESSION_ARGS + HTTP_BODY_ARGS
 
 
 class AsyncDynamicSession(SessionSpec):

@@ -233,6 +233,11 @@ class CrawlEngine:
         _count(stats, f"{STATUS}{result.status}")
         _count(stats, "response_bytes", len(result.body))
         _count(stats, f"{DOMAIN_BYTES}{request.domain}", len(result.body))
+        if result.meta.get("body_truncated"):
+            _count(stats, "truncated_responses")
+            self.log.warning(
+                "The body of %s was cut at the session's max_body_size (%d bytes)", response, len(result.body)
+            )
         if await self.spider.is_blocked(response):
             _count(stats, "blocked_requests_count")
             await self._retry_blocked(request, response, commit)

@@ -28,7 +28,10 @@ def _portable(spider: "Spider", key: str, value: Any) -> Any:
 
 def to_record(request: Request, spider: "Spider", fp: bytes = b"") -> RequestRecord:
     """The RequestRecord of ``request``: callbacks and callables by name, values checked to be portable."""
-    kwargs = {key: _portable(spider, key, value) for key, value in request.session_kwargs.items()}
+    try:
+        kwargs = {key: _portable(spider, key, value) for key, value in request.session_kwargs.items()}
+    except ValueError as e:
+        raise ValueError(f"{request!r}: {e}") from None
     callback = method_name(spider, request.callback, "callback") if request.callback else ""
     for what, value in (("meta", request.meta), ("request arguments", kwargs)):
         try:
