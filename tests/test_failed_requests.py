@@ -1,6 +1,7 @@
 """Requests whose fetch fails are recorded with why, listed, and retried: the retry fetches exactly
 what was missing and repeats nothing."""
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -8,9 +9,12 @@ from collections import Counter
 
 import pytest
 import redis
+from redis.asyncio import Redis
 
 from shoal.client import Client
 from shoal.common import keys
+from shoal.common.messages import FailedRequest, FetchJob, RequestRecord, encode
+from shoal.queue import Commit, CrawlQueues, Scheduled, frontier_member
 from tests.faulty_site import FaultySite, closed_port
 from tests.test_service import Service
 
@@ -115,3 +119,24 @@ def test_shoal_run_reports_how_many_requests_failed_and_lists_them(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "2 requests failed (connection: 1, dns: 1)" in done.stderr
     assert "shoal-test.invalid" in done.stderr
+
+
+async def test_a_failed_request_is_recorded_once_however_often_its_commit_runs_and_requeued_once(redis_url):
+    client = Redis.from_url(redis_url)
+    queues = CrawlQueues(client, "c1")
+    await queues.create({"default": "http"})
+    entry = (await client.xadd(keys.responses("c1"), {"r": b"x"})).decode()
+    await queues.read_responses(10, None)
+    record = RequestRecord(url="https://e.test/1", sid="default", fp=b"f" * 20)
+    failed = encode(FailedRequest(request=record, kind="timeout", message="slow", time=1.0))
+    commit = Commit(response_id=entry, sid="default", domain="e.test", failed=failed)
+    assert await queues.commit([commit]) == [0]
+    assert await queues.commit([commit]) == [-1]  # a coordinator that died after committing, done again
+    [(field, stored)] = await queues.failed()
+    assert stored.request == record and stored.kind == "timeout"
+    job = encode(FetchJob(crawl="c1", request=record))
+    prefix, tail = frontier_member(0, "e.test", job)
+    again = (field, Scheduled("default", record.fp, True, prefix, tail))
+    assert await asyncio.gather(queues.requeue([again]), queues.requeue([again])) in ([1, 0], [0, 1])
+    assert await client.zcard(keys.frontier("c1", "default")) == 1 and await queues.failed() == []
+    await client.aclose()
