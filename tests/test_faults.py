@@ -60,6 +60,7 @@ class FaultySpider(Spider):
         yield Request("ftp://127.0.0.1/file")
         yield Request("not a url")
         yield Request("http://[::1/x")
+        yield Request("http:///no-host")
         yield Request(f"{self.site.url}/page/nowhere", sid="nosuchsid")
         yield 42
         yield response.follow("/page/followed", callback=self.page)
@@ -115,7 +116,8 @@ def test_invalid_and_non_http_urls_yielded_by_a_callback_are_errors_naming_the_u
     assert "ftp://127.0.0.1/file" in faulty.error("ftp://") and "only http:// and https://" in faulty.error("ftp://")
     assert "only http:// and https://" in faulty.error("not a url")
     assert "not a valid URL" in faulty.error("http://[::1/x")
-    assert faulty.result.stats.failed_requests_by_kind["rejected"] == 4
+    assert "the URL has no host" in faulty.error("http:///no-host")
+    assert faulty.result.stats.failed_requests_by_kind["rejected"] == 5
 
 
 def test_a_request_to_an_undefined_sid_names_the_sid_and_the_sids_that_exist(faulty):
@@ -159,14 +161,14 @@ def test_unresolvable_and_refusing_hosts_and_redirect_loops_are_recorded_failure
     assert refused.kind == "connection" and f"127.0.0.1:{faulty.spider.refused}" in refused.message
     assert loop.kind == "redirect" and "/loop" in loop.message
     assert faulty.result.stats.failed_requests_by_kind == {
-        "rejected": 4,
+        "rejected": 5,
         "timeout": 1,
         "too_large": 1,
         "dns": 1,
         "connection": 1,
         "redirect": 1,
     }
-    assert faulty.result.stats.failed_requests_count == 9
+    assert faulty.result.stats.failed_requests_count == 10
 
 
 def test_a_slowloris_server_is_given_up_on_after_the_timeout_and_its_slot_goes_to_the_next_request(faulty):
@@ -210,7 +212,13 @@ async def test_malformed_and_foreign_messages_in_job_and_response_streams_are_de
             await client.xadd(keys.responses(crawl), {"r": msgspec.msgpack.encode({"not": "a result"})})
             await client.xadd(keys.responses(crawl), {"foreign": "field"})
             await client.xadd(keys.responses(crawl), {"r": encode(stray)})
-    assert len(items) == 6
+            # a response to a request this crawl dispatched, naming a callback the spider lacks
+            unknown = RequestRecord(url=f"{shop.url}/echo", sid="default", callback="no_such_callback")
+            await client.hincrby(keys.inflight(crawl), "default", 1)
+            await client.hincrby(keys.domain_inflight(crawl), shop.url.split("//")[1], 1)
+            await client.xadd(keys.responses(crawl), {"r": encode(FetchResult(crawl=crawl, request=unknown))})
+    assert len(items) == 6  # and the crawl ended: the slot of the rejected response was released
+    assert spider.stats.failed_requests_by_kind == {"rejected": 1}
     assert spider.stats.custom_stats["dead_letters"] == 6
     dead = [fields for _, fields in await client.xrange(keys.dead_letters(crawl))]
     reasons = sorted(fields[b"reason"].decode() for fields in dead)
