@@ -1,6 +1,6 @@
 """The ``shoal`` command: ``shoal run`` for a crawl on this machine; ``coordinator`` and ``worker`` for
-the service's processes; ``submit``, ``status``, ``top``, ``items``, ``pause``, ``resume``, ``cancel``,
-``workers`` and ``dashboard`` to drive a service through its Redis."""
+the service's processes; ``submit``, ``status``, ``top``, ``items``, ``failed``, ``retry``, ``pause``,
+``resume``, ``cancel``, ``workers`` and ``dashboard`` to drive a service through its Redis."""
 
 import argparse
 import asyncio
@@ -20,6 +20,8 @@ from rich.live import Live
 
 from shoal import __version__, views
 
+#: ``shoal run`` lists at most this many failed requests when its Redis was private.
+_FAILED_SHOWN = 20
 console = Console(stderr=True)  # progress and messages
 out = Console()  # what a command was asked to show
 
@@ -82,7 +84,29 @@ def run(args: argparse.Namespace) -> int:
         return 130
     if args.output:
         console.print(f"wrote {len(result.items)} items to {args.output}")
+    if result.failed:
+        _report_failed(result, args.redis or os.environ.get("REDIS_URL"))
     return 0
+
+
+def _report_failed(result: Any, redis_url: str | None) -> None:
+    """After ``shoal run``: how many requests failed, and how to list and retry them (or the list itself,
+    when the crawl's Redis was private and is gone)."""
+    kinds: dict[str, int] = {}
+    for failed in result.failed:
+        kinds[failed.kind] = kinds.get(failed.kind, 0) + 1
+    summary = ", ".join(f"{kind}: {count}" for kind, count in sorted(kinds.items()))
+    console.print(f"[yellow]{len(result.failed)} requests failed ({summary})[/yellow]")
+    if redis_url:
+        where = f"{result.crawl_id} --redis {redis_url}"
+        console.print(f"list them: shoal failed {where}")
+        console.print(f"retry them (a coordinator on that Redis runs them): shoal retry {where}")
+    else:
+        shown = _FAILED_SHOWN
+        console.print(views.failed_table(result.failed[:shown]))
+        if len(result.failed) > shown:
+            console.print(f"... and {len(result.failed) - shown} more")
+        console.print("(run with --redis URL to keep the crawl, and list or retry them with shoal failed|retry)")
 
 
 def _serve(make: Callable[[str], Any], args: argparse.Namespace) -> int:
@@ -278,6 +302,30 @@ def _control(action: str) -> Callable[[argparse.Namespace], int]:
 
 
 @_client_command
+async def failed(client: Any, args: argparse.Namespace) -> int:
+    """``shoal failed``: a crawl's requests whose fetch failed, with the kind and message of each error."""
+    crawl = client.crawl(args.crawl)
+    await crawl.status()  # an unknown crawl is an error, not an empty listing
+    out.print(views.failed_table(await crawl.failed()))
+    return 0
+
+
+@_client_command
+async def retry(client: Any, args: argparse.Namespace) -> int:
+    """``shoal retry``: put a crawl's failed requests back in its frontiers; an ended crawl runs again."""
+    crawl = client.crawl(args.crawl)
+    before = await crawl.status()
+    moved = await crawl.retry_failed()
+    console.print(f"re-queued {moved} failed requests of {args.crawl}")
+    if moved and before.state not in ("running", "paused"):
+        if any(live for _, live in await client.coordinators()):
+            console.print("the crawl runs again: a coordinator of the service resumes it")
+        else:
+            console.print("[yellow]no coordinator runs on this Redis: start `shoal coordinator` to resume it[/yellow]")
+    return 0
+
+
+@_client_command
 async def workers(client: Any, args: argparse.Namespace) -> int:
     """``shoal workers``: every registered worker, alive or dead."""
     out.print(views.workers_table(await client.workers()))
@@ -371,6 +419,14 @@ def parser() -> argparse.ArgumentParser:
         p = commands.add_parser(action, parents=[service], help=f"{action} a crawl")
         p.add_argument("crawl")
         p.set_defaults(func=_control(action))
+
+    p = commands.add_parser("failed", parents=[service], help="a crawl's failed requests, with their errors")
+    p.add_argument("crawl")
+    p.set_defaults(func=failed)
+
+    p = commands.add_parser("retry", parents=[service], help="re-queue a crawl's failed requests (runs it again)")
+    p.add_argument("crawl")
+    p.set_defaults(func=retry)
 
     p = commands.add_parser("workers", parents=[service], help="registered workers, alive or dead")
     p.set_defaults(func=workers)

@@ -29,6 +29,7 @@ from shoal.common.messages import (
     ARQ_SERIALIZERS,
     CoordinatorInfo,
     CrawlSpec,
+    FailedRequest,
     FetchJob,
     MessageError,
     Submission,
@@ -36,8 +37,10 @@ from shoal.common.messages import (
     decode,
     encode,
 )
+from shoal.common.request import Request
 from shoal.common.signing import sign
 from shoal.coordinator.stats import read_stats, stats_from_hash
+from shoal.queue import CrawlQueues, Scheduled, frontier_member
 from shoal.specs import shared_secret
 from shoal.spiders import CrawlStats, Spider
 from shoal.spiders.loader import spider_source
@@ -179,6 +182,36 @@ class Crawl:
         if not known:
             raise LookupError(f"no crawl {self.id!r}")
         return entries
+
+    async def failed(self) -> list[FailedRequest]:
+        """The requests whose fetch failed after their retries and were not retried since, oldest first:
+        each with its ``request`` (url, sid, callback, meta ...), error ``kind``, ``message`` and ``time``."""
+        return [failed for _, failed in await CrawlQueues(self.client.redis, self.id).failed()]
+
+    async def retry_failed(self) -> int:
+        """Put the failed requests back into their sids' frontiers (deduplication does not apply to them)
+        and run the crawl again if it had ended; returns how many were re-queued. A crawl that had ended
+        keeps its keys again until it ends anew, and a coordinator of the service resumes it."""
+        redis = self.client.redis
+        state = await redis.hget(keys.state(self.id), "state")
+        if state is None:
+            raise LookupError(f"no crawl {self.id!r}")
+        queues = CrawlQueues(redis, self.id)
+        entries = []
+        for entry_id, failed in await queues.failed():
+            record = failed.request
+            job = encode(FetchJob(crawl=self.id, request=record))
+            prefix, tail = frontier_member(record.priority, Request(record.url).domain, job)
+            entries.append((entry_id, Scheduled(record.sid, record.fp, True, prefix, tail)))
+        moved = await queues.requeue(entries)
+        if moved and state.decode() in ("finished", "failed"):
+            await redis.hdel(keys.state(self.id), "finished", "error")
+            await redis.hset(keys.state(self.id), mapping={"state": "running", "control": "run"})
+            async with redis.pipeline(transaction=False) as pipe:
+                async for key in redis.scan_iter(match=keys.crawl_keys(self.id), count=1000):
+                    pipe.persist(key)
+                await pipe.execute()
+        return moved
 
     async def _control(self, control: str) -> None:
         state = await self.client.redis.hget(keys.state(self.id), "state")

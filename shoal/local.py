@@ -275,9 +275,17 @@ async def crawl(spider: Spider, options: LocalOptions) -> CrawlResult:
             if reporter:
                 reporter.cancel()
         items = await engine.item_list()
+        failed = [failed for _, failed in await CrawlQueues(engine.redis, engine.crawl).failed()]
     if spider.crawldir and not engine.pausing:
         CrawlDir(spider.crawldir).clear()
-    return CrawlResult(stats=spider.stats, items=items, paused=engine.pausing, stop_reason=engine.stop_reason)
+    return CrawlResult(
+        stats=spider.stats,
+        items=items,
+        paused=engine.pausing,
+        stop_reason=engine.stop_reason,
+        crawl_id=engine.crawl,
+        failed=failed,
+    )
 
 
 def run_spider(spider: Spider, *, use_uvloop: bool = True, **options: Any) -> CrawlResult:

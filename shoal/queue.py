@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from shoal.common import keys
+from shoal.common.messages import FailedRequest, MessageError, decode
 
 _MAX_PRIORITY = 2**63 - 1
 #: Jobs no worker took for this long mark their pool as down: they stop holding other sids' slots.
@@ -171,8 +172,39 @@ FINISH_JOB = """
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[2])
 if ARGV[3] ~= '' then redis.call('XADD', KEYS[2], '*', 'r', ARGV[3]) end
-if ARGV[4] ~= '' then redis.call('XADD', KEYS[3], '*', 'reason', ARGV[4], 'job', ARGV[5]) end
+if ARGV[4] ~= '' then
+  redis.call('XADD', KEYS[3], '*', 'reason', ARGV[4], 'job', ARGV[5])
+  redis.call('HINCRBY', KEYS[4], 'dead_letters', 1)
+end
 return 1
+"""
+
+# A response entry that is not a shoal response: moved, fields and all, to the dead letters, and counted.
+DEAD_RESPONSE = """
+local entry = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])[1]
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+local fields = {'reason', ARGV[3], 'from', KEYS[1]}
+if entry then
+  for _, value in ipairs(entry[2]) do fields[#fields + 1] = value end
+end
+redis.call('XADD', KEYS[2], '*', unpack(fields))
+redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('HINCRBY', KEYS[3], 'dead_letters', 1)
+return 1
+"""
+
+# Failed requests back to their frontiers, each only if it is still in the failed hash (no dedup check:
+# they were seen already). ARGV: groups of (failed hash field, frontier key index, prefix, tail).
+REQUEUE = """
+local moved = 0
+for i = 1, #ARGV, 4 do
+  if redis.call('HDEL', KEYS[1], ARGV[i]) == 1 then
+    local seq = redis.call('INCR', KEYS[2])
+    redis.call('ZADD', KEYS[tonumber(ARGV[i + 1])], 0, ARGV[i + 2] .. string.format('%017d', seq) .. ARGV[i + 3])
+    moved = moved + 1
+  end
+end
+return moved
 """
 
 
@@ -205,6 +237,7 @@ class Commit:
     requests: Sequence[Scheduled] = ()
     items: Sequence[bytes] = ()
     stats: dict[str, int] | None = None
+    failed: bytes = b""  # a FailedRequest when the fetch failed
 
 
 @dataclass(slots=True)
@@ -227,6 +260,8 @@ class CrawlQueues:
         self._dispatch = redis.register_script(DISPATCH)
         self._replay = redis.register_script(REPLAY)
         self._release_domains = redis.register_script(RELEASE_DOMAINS)
+        self._dead_response = redis.register_script(DEAD_RESPONSE)
+        self._requeue = redis.register_script(REQUEUE)
 
     async def create(self, sids_by_kind: dict[str, str]) -> None:
         """Create the response stream and each sid's job stream with their consumer groups, and
@@ -254,7 +289,10 @@ class CrawlQueues:
             await self.redis.hdel(keys.QUEUES, *streams)
 
     async def commit(self, commits: Iterable[Commit]) -> list[int]:
-        """Store each commit atomically; returns per commit the number of new requests (-1: already done)."""
+        """Store each commit atomically; returns per commit the number of new requests (-1: already done).
+
+        Failed requests are recorded first, keyed by response id, so that a commit interrupted after
+        that and done again records each of them once."""
         base = [
             keys.responses(self.crawl),
             keys.seen(self.crawl),
@@ -265,7 +303,11 @@ class CrawlQueues:
             keys.domain_inflight(self.crawl),
             keys.DOMAIN_INFLIGHT,
         ]
+        commits = list(commits)
+        failed = {commit.response_id: commit.failed for commit in commits if commit.failed}
         async with self.redis.pipeline(transaction=False) as pipe:
+            if failed:
+                pipe.hset(keys.failed(self.crawl), mapping=failed)
             for commit in commits:
                 frontier_keys: dict[str, int] = {}
                 args: list[str | bytes | int] = [
@@ -287,7 +329,40 @@ class CrawlQueues:
                     args += [name, value]
                 extra = list(frontier_keys)
                 await self._commit(keys=base + extra, args=args, client=pipe)
-            return await pipe.execute()
+            results = await pipe.execute()
+        return results[1:] if failed else results
+
+    async def dead_letter_response(self, entry_id: str, reason: str) -> None:
+        """Acknowledge a response entry that is not a valid response and move it to the dead letters."""
+        await self._dead_response(
+            keys=[keys.responses(self.crawl), keys.dead_letters(self.crawl), keys.stats(self.crawl)],
+            args=[keys.COORDINATOR_GROUP, entry_id, reason],
+        )
+
+    async def failed(self) -> list[tuple[bytes, FailedRequest]]:
+        """The recorded failed requests with their hash field, oldest first (a record that does not decode
+        is left out, and stays where it is)."""
+        found = []
+        for field, raw in (await self.redis.hgetall(keys.failed(self.crawl))).items():
+            try:
+                found.append((field, decode(raw, FailedRequest)))
+            except MessageError:
+                continue
+        return sorted(found, key=lambda pair: (pair[1].time, pair[0]))
+
+    async def requeue(self, entries: Iterable[tuple[bytes, Scheduled]]) -> int:
+        """Move failed requests (failed hash field, request) back to their frontiers, bypassing
+        deduplication; a field already gone (retried by someone else) is skipped. Returns how many moved."""
+        base = [keys.failed(self.crawl), keys.sequence(self.crawl)]
+        frontier_keys: dict[str, int] = {}
+        args: list[str | bytes | int] = []
+        for field, request in entries:
+            index = frontier_keys.setdefault(request.sid, len(base) + len(frontier_keys) + 1)
+            args += [field, index, request.prefix, request.tail]
+        if not args:
+            return 0
+        extra = [keys.frontier(self.crawl, sid) for sid in frontier_keys]
+        return int(await self._requeue(keys=base + extra, args=args))
 
     async def dispatch(
         self, sids: list[str], capacity: int, per_domain: int, delay_ms: int, turn: int = 0, budget: int = -1
@@ -355,7 +430,8 @@ class CrawlQueues:
             count=count,
             block=None if pending else block_ms,
         )
-        return [(_text(entry_id), fields[b"r"]) for _, entries in reply or () for entry_id, fields in entries if fields]
+        entries = [entry for _, entries in reply or () for entry in entries]
+        return [(_text(entry_id), fields.get(b"r", b"")) for entry_id, fields in entries if fields]
 
 
 def _domain_and_job(entry: bytes) -> tuple[str, bytes]:
@@ -456,7 +532,7 @@ class JobStreams:
         Returns False when another worker already finished the job (nothing is published then)."""
         crawl, _ = keys.queue_owner(job.stream)
         done = await self._finish(
-            keys=[job.stream, keys.responses(crawl), keys.dead_letters(crawl)],
+            keys=[job.stream, keys.responses(crawl), keys.dead_letters(crawl), keys.stats(crawl)],
             args=[keys.WORKERS_GROUP, job.entry_id, result, dead_reason, job.payload if dead_reason else b""],
         )
         return bool(done)

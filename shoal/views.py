@@ -7,6 +7,7 @@ from rich.console import Group
 from rich.table import Table
 
 from shoal.client import CrawlStatus, WorkerStatus
+from shoal.common.messages import FailedRequest
 
 if TYPE_CHECKING:
     from shoal.local import Progress
@@ -86,6 +87,17 @@ def workers_table(workers: list[WorkerStatus]) -> Table:
             info.host,
             str(info.pid),
         )
+    return table
+
+
+def failed_table(failed: list[FailedRequest]) -> Table:
+    """``shoal failed``: each request whose fetch failed, oldest first, with why."""
+    table = Table(title=f"failed requests ({len(failed)})")
+    for column in ("failed", "kind", "sid", "url", "error"):
+        table.add_column(column, overflow="fold")
+    now = time.time()
+    for entry in failed:
+        table.add_row(_age(now - entry.time) + " ago", entry.kind, entry.request.sid, entry.request.url, entry.message)
     return table
 
 

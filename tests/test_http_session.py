@@ -243,6 +243,30 @@ async def test_body_over_limit_is_too_large(shop, aux):
     assert small.error is None and small.body == b"x" * 3 * 1024
 
 
+async def test_truncate_body_keeps_the_first_max_body_size_bytes_and_marks_the_result(shop, aux):
+    http = session(max_body_size=4 * 1024, truncate_body=True)
+    server = await aux()
+    try:
+        declared = await http.fetch("c1", record(f"{shop.url}/product/1"))
+        streamed = await http.fetch("c1", record(f"{server.url}/chunked?kb=64"))
+        bomb = await http.fetch("c1", record(f"{server.url}/bomb?kb=1024"))
+        small = await http.fetch("c1", record(f"{server.url}/chunked?kb=3"))
+    finally:
+        await http.close()
+    for result in (declared, streamed, bomb):
+        assert result.error is None and result.status == 200, result.error
+        assert len(result.body) == 4096 and result.meta == {"body_truncated": True}
+    assert declared.body == shop.site.product(1).encode()[:4096] and streamed.body == b"x" * 4096
+    assert small.body == b"x" * 3 * 1024 and small.meta == {}
+
+
+async def test_a_sessions_max_body_size_can_lower_the_workers_limit_but_not_raise_it():
+    for asked, limit in ((2**30, 4096), (1024, 1024)):
+        http = HttpSession({"max_body_size": asked}, max_body=4096)
+        await http.close()
+        assert http.max_body == limit
+
+
 async def test_binary_bodies_arrive_intact(shop):
     result = await fetch(shop, "/binary")
     assert result.body == bytes((i * 31) % 256 for i in range(4096))

@@ -120,8 +120,15 @@ def sequence(crawl: str) -> str:
 
 
 def dead_letters(crawl: str) -> str:
-    """Stream: jobs that were delivered too many times or could not be decoded, with the reason."""
+    """Stream: jobs delivered too many times or that do not decode (field ``job``), and responses that do not
+    decode (their own fields, and ``from``), each with the ``reason``; counted in stats as ``dead_letters``."""
     return _crawl(crawl, "dead")
+
+
+def failed(crawl: str) -> str:
+    """Hash: response entry id -> FailedRequest (msgpack): a request whose fetch failed after its retries,
+    with the error's kind and message and the time; ``shoal retry`` moves them back to the frontier."""
+    return _crawl(crawl, "failed")
 
 
 def crawl_keys(crawl: str) -> str:

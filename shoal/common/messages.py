@@ -127,6 +127,15 @@ class FetchResult(Message, kw_only=True):
     error: FetchError | None = None
 
 
+class FailedRequest(Message, kw_only=True):
+    """A request whose fetch failed after its retries, kept until it is retried: what failed, how, when."""
+
+    request: RequestRecord
+    kind: str  # FetchError.kind: timeout, connection, dns, redirect, too_large, invalid, ...
+    message: str
+    time: float  # seconds since the epoch
+
+
 S = TypeVar("S", bound=msgspec.Struct)
 
 #: arq's job (de)serializers wherever shoal uses arq: msgpack through msgspec, never pickle.

@@ -22,3 +22,12 @@ def resolve_method(spider: "Spider", name: str, what: str) -> Callable[..., Any]
     if not callable(method):
         raise LookupError(f"{what} '{name}' is not a method of {type(spider).__name__}")
     return method
+
+
+def checked_method_name(spider: "Spider", name: str, what: str) -> str:
+    """``name`` when it names a method of ``spider``; ValueError naming ``what`` when it does not."""
+    try:
+        resolve_method(spider, name, what)
+    except LookupError as e:
+        raise ValueError(str(e)) from None
+    return name

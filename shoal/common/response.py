@@ -14,6 +14,15 @@ from shoal.common.request import Request
 NON_INHERITED_KWARGS = frozenset({"method", "data", "json", "params", "files", "multipart"})
 
 
+def _sniff(body: bytes) -> str:
+    """The encoding of a body that declares none: UTF-8 if it decodes as such, else Windows-1252."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "cp1252"
+    return "utf-8"
+
+
 class Headers(dict[str, str]):
     """Response headers; names are stored lower-cased and looked up case-insensitively."""
 
@@ -64,12 +73,13 @@ class Response:
         self._selector: Selector | None = None
 
     def _decode(self) -> None:
-        encoding, self._text = html_to_unicode(self.headers.get("content-type"), self.body, auto_detect_fun=None)
+        encoding, self._text = html_to_unicode(self.headers.get("content-type"), self.body, auto_detect_fun=_sniff)
         self._encoding = self._encoding or encoding
 
     @property
     def text(self) -> str:
-        """The body decoded with the declared (header, BOM or meta tag) encoding, else UTF-8."""
+        """The body decoded with the declared (header, BOM or meta tag) encoding, else UTF-8 if it is valid
+        UTF-8, else Windows-1252 (as browsers do); bytes that do not decode become U+FFFD."""
         if self._text is None:
             if self._encoding:
                 self._text = self.body.decode(self._encoding, errors="replace")

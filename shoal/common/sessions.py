@@ -40,6 +40,14 @@ HTTP_SESSION_ARGS: list[tuple[str, Any, Any]] = [
     ("proxy_rotator", Any, None),
 ]
 
+#: FetcherSession(...) arguments shoal adds (session-wide, not per request): a body over ``max_body_size``
+#: bytes (at most the worker's limit, SHOAL_MAX_BODY_MB) fails the request as too_large, or with
+#: ``truncate_body`` arrives cut at the limit with ``response.meta["body_truncated"]`` set.
+HTTP_BODY_ARGS: list[tuple[str, Any, Any]] = [
+    ("max_body_size", int | None, None),
+    ("truncate_body", bool, False),
+]
+
 #: What a Request to an HTTP sid may carry besides the session's own arguments.
 HTTP_REQUEST_ARGS: list[tuple[str, Any, Any]] = [
     ("method", str, "GET"),
@@ -127,7 +135,8 @@ COMMON_REQUEST_ARGS: list[tuple[str, Any, Any]] = [
     ("method", str, "GET"),
 ]
 
-_CALLABLE_ARGS = ("page_action", "page_setup")
+#: Arguments that take a spider method (sent by name).
+CALLABLE_ARGS = ("page_action", "page_setup")
 
 
 def _table(name: str, args: list[tuple[str, Any, Any]]) -> type[msgspec.Struct]:
@@ -146,7 +155,7 @@ def _validate(table: type[msgspec.Struct], kwargs: dict[str, Any], what: str, wh
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise TypeError(f"unknown {what} '{name}'{where}{hint}")
-    for name in _CALLABLE_ARGS:
+    for name in CALLABLE_ARGS:
         if kwargs.get(name) is not None and not callable(kwargs[name]) and not isinstance(kwargs[name], str):
             raise TypeError(f"{what} '{name}'{where} must be a spider method, got {type(kwargs[name]).__name__}")
     if kwargs.get("proxy_rotator") is not None and not isinstance(kwargs["proxy_rotator"], ProxyRotator):
@@ -184,7 +193,7 @@ class SessionSpec:
 
     def wire_kwargs(self, spider: "Spider") -> dict[str, Any]:
         """The given arguments in a form that travels through Redis: spider methods by name."""
-        from shoal.common.names import method_name
+        from shoal.common.names import checked_method_name, method_name
 
         wire: dict[str, Any] = {}
         for name, value in self.kwargs.items():
@@ -192,6 +201,8 @@ class SessionSpec:
                 value = value.to_wire(spider)
             elif callable(value):
                 value = method_name(spider, value, f"{type(self).__name__} argument '{name}'")
+            elif isinstance(value, str) and name in CALLABLE_ARGS:  # a method given by name: it must exist
+                checked_method_name(spider, value, f"{type(self).__name__} {name.replace('_', ' ')}")
             elif isinstance(value, tuple | set | frozenset):
                 value = list(value)
             wire[name] = value
@@ -206,7 +217,7 @@ class FetcherSession(SessionSpec):
     """Fast HTTP requests with curl_cffi (browser TLS impersonation), no JavaScript."""
 
     kind = "http"
-    args = HTTP_SESSION_ARGS
+    args = HTTP_SESSION_ARGS + HTTP_BODY_ARGS
 
 
 class AsyncDynamicSession(SessionSpec):

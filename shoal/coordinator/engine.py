@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import msgspec
 from redis.asyncio import Redis
@@ -18,7 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoal.common import keys
-from shoal.common.messages import FetchError, FetchJob, FetchResult, MessageError, decode, encode
+from shoal.common.messages import FailedRequest, FetchError, FetchJob, FetchResult, MessageError, decode, encode
 from shoal.common.request import Request
 from shoal.common.response import Response
 from shoal.common.sessions import check_request_kwargs
@@ -26,7 +27,7 @@ from shoal.coordinator.cache import CACHE_WORKER, ResponseCache
 from shoal.coordinator.escalation import Escalation
 from shoal.coordinator.quotas import Quotas
 from shoal.coordinator.records import from_record, to_record
-from shoal.coordinator.stats import DOMAIN_BYTES, SESSION, STATUS, WORKER, add_counts, read_stats
+from shoal.coordinator.stats import DOMAIN_BYTES, FAILED, SESSION, STATUS, WORKER, add_counts, read_stats
 from shoal.queue import Commit, CrawlQueues, Scheduled, frontier_member
 from shoal.spiders import CrawlStats, ItemList, Spider
 
@@ -101,8 +102,7 @@ class CrawlEngine:
         check_request_kwargs(
             self.sessions.get(request.sid).kind, request.session_kwargs, where=f"Request to sid '{request.sid}'"
         )
-        if not request.url.startswith(("http://", "https://")):
-            raise ValueError(f"{request!r}: only http:// and https:// URLs can be fetched")
+        _check_url(request)
         spider = self.spider
         fp = request.update_fingerprint(spider.fp_include_kwargs, spider.fp_include_headers, spider.fp_keep_fragments)
         record = to_record(request, spider, fp)
@@ -146,6 +146,7 @@ class CrawlEngine:
                         requests.append(self._schedule(result))
                     except (ValueError, TypeError) as e:
                         _count(stats, "failed_requests_count")
+                        _count(stats, f"{FAILED}rejected")
                         await self._spider_error(result, e)
                 elif isinstance(result, dict):
                     item = await self.spider.on_scraped_item(result)
@@ -161,9 +162,26 @@ class CrawlEngine:
                         _count(stats, "items_dropped")
                         self.log.warning("Dropped from %s\n%s", response, item)
                 elif result is not None:
-                    self.log.error("Spider must return Request, dict or None, got '%s' in %s", type(result), request)
-        except Exception as e:
-            await self._spider_error(request, e)
+                    _count(stats, "callback_errors")
+                    self.log.error(
+                        "Spider must return Request, dict or None, got '%s' from %s in %s",
+                        type(result).__name__,
+                        _name(callback),
+                        request,
+                    )
+        except Exception as e:  # what the callback yielded before it raised is kept
+            _count(stats, "callback_errors")
+            self.log.error(
+                "Callback %s raised %s processing %s (kept the %d items and %d requests it yielded before): %s",
+                _name(callback),
+                type(e).__name__,
+                response,
+                len(items),
+                len(requests),
+                e,
+                exc_info=e,
+            )
+            await self.spider.on_error(request, e)
         commit.requests = requests
         commit.items = items
 
@@ -196,16 +214,30 @@ class CrawlEngine:
         commit = Commit(response_id=entry_id, stats=stats)
         try:
             result = decode(payload, FetchResult)
+            if result.crawl != self.crawl:
+                raise MessageError(f"a FetchResult of crawl '{result.crawl}', not of this crawl")
         except MessageError as e:
-            self.log.error("Rejected a message in %s: %s", keys.responses(self.crawl), e)
-            _count(stats, "malformed_messages")
+            reason = str(e) if payload else "not a shoal response (it has no field 'r')"
+            self.log.error("Dead-lettered entry %s of %s: %s", entry_id, keys.responses(self.crawl), reason)
+            await self.queues.dead_letter_response(entry_id, reason)
+            return Commit()
+        try:
+            request = from_record(result.request, self.spider)
+            commit.sid, commit.domain = request.sid, request.domain
+        except (LookupError, TypeError, ValueError) as e:  # the spider lacks its callback, or bad arguments
+            commit.sid, commit.domain = result.request.sid, _domain(result.request.url)
+            _count(stats, "failed_requests_count")
+            _count(stats, f"{FAILED}rejected")
+            self.log.error("Rejected the response to %s: %s", result.request.url, e)
             return commit
-        request = from_record(result.request, self.spider)
-        commit.sid, commit.domain = request.sid, request.domain
         try:
             if result.error is not None:
+                kind, message = result.error.kind, result.error.message
                 _count(stats, "failed_requests_count")
-                error = FetchFailed(result.error.kind, result.error.message)
+                _count(stats, f"{FAILED}{kind}")
+                failed = FailedRequest(request=result.request, kind=kind, message=message, time=time.time())
+                commit.failed = encode(failed)
+                error = FetchFailed(kind, message)
                 self.log.error("Failed %s: %s", request, error)
                 await self.spider.on_error(request, error)
             else:
@@ -231,6 +263,11 @@ class CrawlEngine:
         _count(stats, f"{STATUS}{result.status}")
         _count(stats, "response_bytes", len(result.body))
         _count(stats, f"{DOMAIN_BYTES}{request.domain}", len(result.body))
+        if result.meta.get("body_truncated"):
+            _count(stats, "truncated_responses")
+            self.log.warning(
+                "The body of %s was cut at the session's max_body_size (%d bytes)", response, len(result.body)
+            )
         blocked = await self.spider.is_blocked(response)
         if self.cache is not None:
             if result.worker == CACHE_WORKER:
@@ -423,6 +460,29 @@ class CrawlEngine:
 
 def _encoded(custom_stats: dict[str, Any]) -> dict[str, bytes]:
     return {str(name): _item_encoder.encode(value) for name, value in custom_stats.items()}
+
+
+def _check_url(request: Request) -> None:
+    """Raise ValueError naming the URL unless it is an http(s) URL with a host."""
+    if not request.url.startswith(("http://", "https://")):
+        raise ValueError(f"{request!r}: only http:// and https:// URLs can be fetched")
+    try:
+        domain = request.domain
+    except ValueError as e:
+        raise ValueError(f"{request!r}: not a valid URL ({e})") from None
+    if not domain:
+        raise ValueError(f"{request!r}: the URL has no host")
+
+
+def _domain(url: str) -> str:
+    try:
+        return urlparse(url).netloc
+    except ValueError:
+        return ""
+
+
+def _name(callback: Any) -> str:
+    return getattr(callback, "__qualname__", None) or repr(callback)
 
 
 def _count(stats: dict[str, int], name: str, amount: int = 1) -> None:

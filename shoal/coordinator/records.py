@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from shoal.common.messages import RequestRecord
-from shoal.common.names import method_name
+from shoal.common.names import checked_method_name, method_name
 from shoal.common.request import Request
+from shoal.common.sessions import CALLABLE_ARGS
 
 if TYPE_CHECKING:
     from shoal.spiders import Spider
@@ -18,6 +19,8 @@ _check = msgspec.msgpack.Encoder()
 def _portable(spider: "Spider", key: str, value: Any) -> Any:
     if callable(value):
         return method_name(spider, value, f"request argument '{key}'")
+    if isinstance(value, str) and key in CALLABLE_ARGS:  # a method given by name: it must exist
+        return checked_method_name(spider, value, key.replace("_", " "))
     if isinstance(value, BytesIO):
         return value.getvalue()
     return value
@@ -25,7 +28,10 @@ def _portable(spider: "Spider", key: str, value: Any) -> Any:
 
 def to_record(request: Request, spider: "Spider", fp: bytes = b"") -> RequestRecord:
     """The RequestRecord of ``request``: callbacks and callables by name, values checked to be portable."""
-    kwargs = {key: _portable(spider, key, value) for key, value in request.session_kwargs.items()}
+    try:
+        kwargs = {key: _portable(spider, key, value) for key, value in request.session_kwargs.items()}
+    except ValueError as e:
+        raise ValueError(f"{request!r}: {e}") from None
     callback = method_name(spider, request.callback, "callback") if request.callback else ""
     for what, value in (("meta", request.meta), ("request arguments", kwargs)):
         try:
@@ -48,6 +54,8 @@ def to_record(request: Request, spider: "Spider", fp: bytes = b"") -> RequestRec
 def from_record(record: RequestRecord, spider: "Spider") -> Request:
     """The Request a record stands for, with its callback resolved on ``spider``."""
     callback = getattr(spider, record.callback, None) if record.callback else None
+    if record.callback and not callable(callback):
+        raise LookupError(f"callback '{record.callback}' is not a method of {type(spider).__name__}")
     return Request(
         record.url,
         sid=record.sid,

@@ -182,7 +182,9 @@ class Coordinator:
         return [key async for key in self.redis.scan_iter(match=keys.crawl_keys(crawl), count=1000)]
 
     async def _expire(self, crawl: str) -> None:
-        """Keep an ended crawl's keys for RETENTION_S seconds."""
+        """Keep an ended crawl's keys for RETENTION_S seconds (unless a retry made it run again meanwhile)."""
+        if await self.redis.hget(keys.state(crawl), "state") in ACTIVE:
+            return
         async with self.redis.pipeline(transaction=False) as pipe:
             for key in await self._crawl_keys(crawl):
                 pipe.expire(key, RETENTION_S)

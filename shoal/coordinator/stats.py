@@ -22,8 +22,10 @@ COUNTERS = (
     "escalations_count",
 )
 
-#: Prefixes of per-key counters: field ``status:200`` is ``response_status_count["status_200"]``.
+#: Prefixes of per-key counters: field ``status:200`` is ``response_status_count["status_200"]``, field
+#: ``failed:timeout`` is ``failed_requests_by_kind["timeout"]``.
 STATUS, SESSION, DOMAIN_BYTES, WORKER = "status:", "sid:", "domain_bytes:", "worker:"
+FAILED = "failed:"
 
 
 def add_counts(stats: CrawlStats, counts: dict[str, int]) -> None:
@@ -32,16 +34,18 @@ def add_counts(stats: CrawlStats, counts: dict[str, int]) -> None:
         if name in COUNTERS:
             setattr(stats, name, getattr(stats, name) + value)
             continue
-        prefix, _, key = name.partition(":")
+        prefix, sep, key = name.partition(":")
         table = {
             STATUS: stats.response_status_count,
             SESSION: stats.sessions_requests_count,
             WORKER: stats.workers_requests_count,
             DOMAIN_BYTES: stats.domains_response_bytes,
-        }.get(prefix + ":")
-        if table is None:
-            continue  # a counter this shoal does not know (a newer one's)
-        key = f"status_{key}" if prefix + ":" == STATUS else key
+            FAILED: stats.failed_requests_by_kind,
+        }.get(prefix + sep)
+        if table is None:  # shoal's own counters without a CrawlStats field (dead_letters, callback_errors ...)
+            table, key = stats.custom_stats, name
+        elif table is stats.response_status_count:
+            key = f"status_{key}"
         table[key] = table.get(key, 0) + value
 
 

@@ -91,6 +91,7 @@ class CrawlStats:
     concurrent_requests: int = 0
     concurrent_requests_per_domain: int = 0
     failed_requests_count: int = 0
+    failed_requests_by_kind: dict = field(default_factory=dict)  # shoal: timeout, connection, dns, rejected, ...
     offsite_requests_count: int = 0
     robots_disallowed_count: int = 0
     cache_hits: int = 0
@@ -139,6 +140,7 @@ class CrawlStats:
             "sessions_requests_count": self.sessions_requests_count,
             "workers_requests_count": self.workers_requests_count,
             "failed_requests_count": self.failed_requests_count,
+            "failed_requests_by_kind": self.failed_requests_by_kind,
             "offsite_requests_count": self.offsite_requests_count,
             "robots_disallowed_count": self.robots_disallowed_count,
             "cache_hits": self.cache_hits,
@@ -157,12 +159,14 @@ class CrawlStats:
 
 @dataclass
 class CrawlResult:
-    """The outcome of ``Spider.start()``: stats, items, and whether the crawl was paused."""
+    """The outcome of ``Spider.start()``: stats, items, whether the crawl was paused, and what failed."""
 
     stats: CrawlStats
     items: ItemList
     paused: bool = False
     stop_reason: str = ""  # shoal: the quota that stopped the crawl, if one did
+    crawl_id: str = ""  # shoal: the crawl's id in Redis
+    failed: list = field(default_factory=list)  # shoal: FailedRequest of each request whose fetch failed
 
     @property
     def completed(self) -> bool:

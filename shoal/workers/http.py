@@ -1,6 +1,7 @@
 """HttpSession: the live FetcherSession of an HTTP worker, on curl_cffi; one per (crawl, sid) so cookies persist."""
 
 import asyncio
+import os
 import random
 import time
 from typing import Any
@@ -45,18 +46,23 @@ _KINDS = {
 _KIND_OF_CODE = {int(code): kind for kind, codes in _KINDS.items() for code in codes}
 #: Kinds that a second attempt cannot change, so they are not retried.
 _FINAL = {"invalid", "redirect", "too_large"}
+#: The largest body (decoded) a worker accepts; a session's max_body_size can only lower it.
+MAX_BODY = int(float(os.environ.get("SHOAL_MAX_BODY_MB", "64")) * 2**20)
 
 
 class _Body:
-    """A curl write callback that collects the body and aborts the transfer once it passes ``limit`` bytes."""
+    """A curl write callback that collects the body and aborts the transfer once it passes ``limit`` bytes,
+    keeping the first ``limit`` bytes."""
 
     def __init__(self, limit: int) -> None:
         self.limit, self.size, self.over, self.chunks = limit, 0, False, []
 
     def __call__(self, chunk: bytes) -> int:
+        kept = self.limit - self.size
         self.size += len(chunk)
         if self.size > self.limit:
             self.over = True
+            self.chunks.append(chunk[:kept])
             return CURL_WRITEFUNC_ERROR
         self.chunks.append(chunk)
         return len(chunk)
@@ -80,11 +86,13 @@ def _proxy_url(proxy: Any) -> Any:
 
 
 class HttpSession:
-    """A FetcherSession's live curl_cffi session; ``fetch`` never raises for a failed fetch."""
+    """A FetcherSession's live curl_cffi session; ``fetch`` never raises for a failed fetch. Bodies are
+    limited to ``max_body`` bytes (MAX_BODY by default), or the session's smaller ``max_body_size``."""
 
-    def __init__(self, config: dict[str, Any], *, max_clients: int = 64, max_body: int = 64 * 2**20) -> None:
+    def __init__(self, config: dict[str, Any], *, max_clients: int = 64, max_body: int | None = None) -> None:
         self.config = config
-        self.max_body = max_body
+        self.max_body = min(max_body or MAX_BODY, config.get("max_body_size") or MAX_BODY)
+        self.truncate = bool(config.get("truncate_body"))
         rotator = config.get("proxy_rotator")
         self._rotation: list[Any] = []
         self._next_proxy = 0
@@ -98,7 +106,8 @@ class HttpSession:
                 raise ValueError("Cannot use 'proxy_rotator' together with 'proxy' or 'proxies'")
             self._rotation = list(rotator["proxies"])
         # MAXFILESIZE refuses a too-long Content-Length before the body is read; _Body bounds the rest.
-        self._session = AsyncSession(max_clients=max_clients, curl_options={CurlOpt.MAXFILESIZE_LARGE: max_body})
+        refuse = {} if self.truncate else {CurlOpt.MAXFILESIZE_LARGE: self.max_body}
+        self._session = AsyncSession(max_clients=max_clients, curl_options=refuse)
 
     def _get(self, kwargs: dict[str, Any], name: str) -> Any:
         """The request's value for ``name`` if it gives one (even None), else the session's."""
@@ -192,25 +201,36 @@ class HttpSession:
             try:
                 response = await self._session.request(method, request.url, **self._arguments(kwargs, proxy, body))
             except Exception as e:
+                response = getattr(e, "response", None)
+                if body.over and self.truncate and response is not None:
+                    return self._result(crawl, request, response, body, proxy, started)
                 error = self._error(e, body)
                 if error.kind in _FINAL or attempt + 1 >= attempts:
                     error.message = f"{method} {request.url}: {error.message}"
                     return FetchResult(crawl=crawl, request=request, error=error)
                 await asyncio.sleep(delay)
                 continue
-            return FetchResult(
-                crawl=crawl,
-                request=request,
-                url=str(response.url),
-                status=response.status_code,
-                reason=response.reason or "",
-                headers=list(response.headers.multi_items()),
-                cookies={name: value for name, value in response.cookies.items() if value is not None},
-                body=b"".join(body.chunks),
-                elapsed=time.perf_counter() - started,
-                meta={"proxy": proxy} if proxy else {},
-            )
+            return self._result(crawl, request, response, body, proxy, started)
         raise AssertionError("unreachable: the last attempt returns")
+
+    def _result(
+        self, crawl: str, request: RequestRecord, response: Any, body: _Body, proxy: Any, started: float
+    ) -> FetchResult:
+        meta: dict[str, Any] = {"proxy": proxy} if proxy else {}
+        if body.over:
+            meta["body_truncated"] = True
+        return FetchResult(
+            crawl=crawl,
+            request=request,
+            url=str(response.url),
+            status=response.status_code,
+            reason=response.reason or "",
+            headers=list(response.headers.multi_items()),
+            cookies={name: value for name, value in response.cookies.items() if value is not None},
+            body=b"".join(body.chunks),
+            elapsed=time.perf_counter() - started,
+            meta=meta,
+        )
 
     async def close(self) -> None:
         """Close the curl_cffi session and its connections."""

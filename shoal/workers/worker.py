@@ -233,6 +233,8 @@ class Worker:
         try:
             try:
                 fetch = decode(job.payload, FetchJob)
+                if fetch.crawl != keys.queue_owner(job.stream)[0]:
+                    raise MessageError(f"a FetchJob of crawl '{fetch.crawl}' in another crawl's stream")
             except MessageError as e:
                 log.error("dead-lettered a job in %s: %s", job.stream, e)
                 await self.streams.finish(job, dead_reason=str(e))
