@@ -162,9 +162,13 @@ class Crawl:
         return [msgspec.json.decode(fields[b"i"]) for _, fields in await self._newest(keys.items(self.id), count)]
 
     async def errors(self, count: int = 20) -> list[CrawlError]:
-        """The crawl's newest ``count`` failures, newest first: the jobs dead-lettered by workers (delivered
-        too many times, or undecodable); raises LookupError for an unknown crawl."""
-        found = []
+        """The crawl's newest ``count`` failures, newest first: requests whose fetch failed after their
+        retries, and jobs dead-lettered by workers (delivered too many times, or undecodable); raises
+        LookupError for an unknown crawl."""
+        found = [
+            CrawlError(failed.time, failed.request.url, failed.request.sid, f"{failed.kind}: {failed.message}")
+            for failed in await self.failed()
+        ]
         for entry_id, fields in await self._newest(keys.dead_letters(self.id), count):
             url = sid = ""
             with contextlib.suppress(*MALFORMED):  # an undecodable job is itself a reason to dead-letter
@@ -172,7 +176,7 @@ class Crawl:
                 url, sid = request.url, request.sid
             when = int(entry_id.split(b"-")[0]) / 1000
             found.append(CrawlError(when, url, sid, fields.get(b"reason", b"").decode(errors="replace")))
-        return found
+        return sorted(found, key=lambda error: error.time, reverse=True)[:count]
 
     async def _newest(self, stream: str, count: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
         async with self.client.redis.pipeline(transaction=False) as pipe:

@@ -72,6 +72,9 @@ async def test_failed_fetches_are_listed_with_their_kind_and_a_retry_fetches_exa
             assert stats.failed_requests_count == 3
             assert stats.failed_requests_by_kind == {"timeout": 2, "connection": 1}
             assert site.dribbling == 0  # the worker gave up on the slowloris connections and closed them
+            errors = await crawl.errors()  # what the dashboard's errors panel lists
+            assert sorted(error.url.rsplit("/", 1)[1] for error in errors) == ["r1", "s1", "s2"]
+            assert all(error.reason.startswith(("timeout: ", "connection: ")) for error in errors)
 
             listed = service.cli("failed", crawl.id)
             assert listed.returncode == 0, listed.stderr
