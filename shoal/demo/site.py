@@ -74,6 +74,8 @@ class RunningSite:
     site: ShopSite
     url: str = ""
     log: list[tuple[float, str, str]] = field(default_factory=list)  # (time, method, path with query)
+    active: int = 0  # requests being answered now
+    peak: int = 0  # the most answered at once
     _stop: Callable[[], None] | None = None
 
     def hits(self, path: str) -> int:
@@ -101,9 +103,14 @@ def _app(running: RunningSite) -> web.Application:
         running.log.append((time.time(), request.method, request.path_qs))
         if site.blocked_agent and site.blocked_agent in request.headers.get("User-Agent", ""):
             return html("<h1>blocked</h1>", 403)
-        if site.delay:
-            await asyncio.sleep(site.delay)
-        return await handler(request)
+        running.active += 1
+        running.peak = max(running.peak, running.active)
+        try:
+            if site.delay:
+                await asyncio.sleep(site.delay)
+            return await handler(request)
+        finally:
+            running.active -= 1
 
     def html(text: str, status: int = 200) -> web.Response:
         return web.Response(text=text, status=status, content_type="text/html")
