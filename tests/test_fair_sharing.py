@@ -2,6 +2,7 @@
 limit once, not once per crawl (counted at the server)."""
 
 import asyncio
+from itertools import pairwise
 
 import pytest
 
@@ -40,7 +41,7 @@ async def test_two_crawls_of_one_site_share_its_download_delay(service):
         await run_two_crawls(service, site, concurrent_requests=8, download_delay=0.15)
         times = sorted(when for when, _, _ in site.log)
         assert len(times) == 2 * 11
-        gaps = sorted(later - earlier for earlier, later in zip(times, times[1:], strict=False))
+        gaps = sorted(later - earlier for earlier, later in pairwise(times))
         # One request every 0.15 s over both crawls, not two; a gap can look shorter when the request
         # before it took longer to reach the site (a worker's first fetch starts its session).
         assert gaps[len(gaps) // 2] > 0.14
