@@ -9,34 +9,18 @@ import time
 import pytest
 
 from shoal.demo.site import ShopSite, start_site
+from tests.test_service import SHOP_SPIDER
 
-SPIDER = """
-from shoal.spiders import Request, Spider
-
-
-class Shop(Spider):
-    name = "shop"
-    concurrent_requests = 4
-    logging_level = 30
-    url = ""
+SPIDER = (
+    SHOP_SPIDER
+    + """
     starts = ""
-
-    async def start_requests(self):
-        yield Request(self.url + "/products")
 
     async def on_start(self, resuming=False):
         with open(self.starts, "a") as record:
             record.write(f"{resuming}\\n")
-
-    async def parse(self, response):
-        for link in response.css("a.product::attr(href)").getall():
-            yield response.follow(link, callback=self.parse_product)
-        if next_page := response.css("a.next::attr(href)").get():
-            yield response.follow(next_page)
-
-    async def parse_product(self, response):
-        yield {"name": response.css("h1::text").get("")}
 """
+)
 
 
 def wait_until(condition, timeout: float = 60):

@@ -7,25 +7,7 @@ import pytest
 
 from shoal.fetchers import FetcherSession
 from shoal.spiders import Request, Response, Spider
-
-
-class ShopSpider(Spider):
-    name = "shop"
-    concurrent_requests = 8
-    logging_level = 30
-
-    def __init__(self, base: str, **kwargs):
-        self.start_urls = [f"{base}/products"]
-        super().__init__(**kwargs)
-
-    async def parse(self, response: Response):
-        for link in response.css("a.product::attr(href)").getall():
-            yield response.follow(link, callback=self.parse_product)
-        if next_page := response.css("a.next::attr(href)").get():
-            yield response.follow(next_page)
-
-    async def parse_product(self, response: Response):
-        yield {"name": response.css("h1::text").get("")}
+from tests.test_crawl import ShopSpider
 
 
 def test_max_pages_caps_the_requests_fetched_exactly(shop, redis_url):
