@@ -40,6 +40,7 @@ from shoal.coordinator.stats import stats_from_hash
 from shoal.specs import shared_secret
 from shoal.spiders import CrawlStats, Spider
 from shoal.spiders.loader import spider_source
+from shoal.spiders.result import check_export_path
 
 #: A worker or coordinator not heard from for this long is listed as dead.
 DEAD_AFTER_S = 10.0
@@ -196,8 +197,11 @@ class Client:
 
         Raises SubmissionError with the spider's traceback when it does not load (import error, no
         such class, a bad argument) or the service refuses it, and TimeoutError when no coordinator
-        took it within ``accept_timeout`` seconds (it stays queued).
+        took it within ``accept_timeout`` seconds (it stays queued). An ``output`` file whose extension
+        names no item format is a ValueError before anything is submitted.
         """
+        if output:
+            check_export_path(output)
         if isinstance(spider, type):
             source, filename = spider_source(spider)
             if not source:

@@ -30,6 +30,7 @@ from shoal.redis_server import RedisServer
 from shoal.specs import shared_secret, store_spec
 from shoal.spiders import CrawlResult, CrawlStats, Spider
 from shoal.spiders.loader import crawl_spec, spider_source
+from shoal.spiders.result import check_export_path
 
 T = TypeVar("T")
 log = logging.getLogger("shoal.local")
@@ -189,6 +190,8 @@ async def _local_crawl(spider: Spider, options: LocalOptions) -> AsyncIterator[t
 
 async def crawl(spider: Spider, options: LocalOptions) -> CrawlResult:
     """Run ``spider`` to the end on this machine and return its result."""
+    if options.output:
+        check_export_path(options.output)  # a bad extension is an error now, not after the crawl
     async with _local_crawl(spider, options) as (engine, workers):
         reporter = asyncio.create_task(_report(engine, options.on_progress)) if options.on_progress else None
         try:
