@@ -19,11 +19,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoal.common import keys
 from shoal.common.messages import FetchJob, FetchResult, MessageError, decode, encode
+from shoal.common.proxy import proxy_label
 from shoal.common.request import Request
 from shoal.common.response import Response
 from shoal.common.sessions import check_request_kwargs
 from shoal.coordinator.records import from_record, to_record
-from shoal.coordinator.stats import DOMAIN_BYTES, SESSION, STATUS, WORKER, stats_from_hash
+from shoal.coordinator.stats import DOMAIN_BYTES, PROXY, SESSION, STATUS, WORKER, stats_from_hash
 from shoal.queue import Commit, CrawlQueues, Scheduled, frontier_member
 from shoal.spiders import CrawlStats, ItemList, Spider
 
@@ -201,6 +202,8 @@ class CrawlEngine:
         _count(stats, f"{STATUS}{result.status}")
         _count(stats, "response_bytes", len(result.body))
         _count(stats, f"{DOMAIN_BYTES}{request.domain}", len(result.body))
+        if proxy := result.meta.get("proxy"):
+            _count(stats, f"{PROXY}{proxy_label(proxy)}")
         if await self.spider.is_blocked(response):
             _count(stats, "blocked_requests_count")
             await self._retry_blocked(request, response, commit)

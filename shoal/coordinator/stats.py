@@ -17,7 +17,7 @@ COUNTERS = (
 )
 
 #: Prefixes of per-key counters: field ``status:200`` is ``response_status_count["status_200"]``.
-STATUS, SESSION, DOMAIN_BYTES, WORKER = "status:", "sid:", "domain_bytes:", "worker:"
+STATUS, SESSION, DOMAIN_BYTES, WORKER, PROXY = "status:", "sid:", "domain_bytes:", "worker:", "proxy:"
 
 
 def stats_from_hash(fields: dict[bytes, bytes]) -> CrawlStats:
@@ -33,8 +33,11 @@ def stats_from_hash(fields: dict[bytes, bytes]) -> CrawlStats:
             stats.sessions_requests_count[name.removeprefix(SESSION)] = value
         elif name.startswith(WORKER):
             stats.workers_requests_count[name.removeprefix(WORKER)] = value
+        elif name.startswith(PROXY):
+            stats.proxies_requests_count[name.removeprefix(PROXY)] = value
         elif name.startswith(DOMAIN_BYTES):
             stats.domains_response_bytes[name.removeprefix(DOMAIN_BYTES)] = value
         else:
             stats.custom_stats[name] = value
+    stats.proxies = sorted(stats.proxies_requests_count)
     return stats

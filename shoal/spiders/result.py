@@ -117,7 +117,8 @@ class CrawlStats:
     domains_response_bytes: dict = field(default_factory=dict)
     sessions_requests_count: dict = field(default_factory=dict)
     workers_requests_count: dict = field(default_factory=dict)  # shoal: pages fetched per worker process
-    proxies: list = field(default_factory=list)
+    proxies: list = field(default_factory=list)  # the proxies that fetched pages (without credentials)
+    proxies_requests_count: dict = field(default_factory=dict)  # shoal: pages fetched through each proxy
     log_levels_counter: dict = field(default_factory=dict)
 
     @property
@@ -153,6 +154,7 @@ class CrawlStats:
             "response_bytes": self.response_bytes,
             "domains_response_bytes": self.domains_response_bytes,
             "proxies": self.proxies,
+            "proxies_requests_count": self.proxies_requests_count,
             "custom_stats": self.custom_stats,
             "log_count": self.log_levels_counter,
         }
