@@ -42,6 +42,19 @@ def _key_values(pairs: list[str], what: str) -> dict[str, str]:
     return result
 
 
+def _output_ok(output: str | None) -> bool:
+    """Whether items can be written to ``output`` (no file, or a known extension); says why not."""
+    from shoal.spiders.result import check_export_path
+
+    try:
+        if output:
+            check_export_path(output)
+    except ValueError as e:
+        console.print(f"[red]shoal: {e}[/red]")
+        return False
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
     """``shoal run``: crawl with the spider in a file, on this machine."""
     from shoal.local import LocalOptions, run_spider
@@ -56,8 +69,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[red]shoal: {e}[/red]")
         return 2
     workers = {sid: int(n) for sid, n in _key_values(args.workers, "--workers").items()}
-    if args.output and Path(args.output).suffix.lower() not in (".json", ".jsonl", ".csv", ".xml"):
-        console.print(f"[red]shoal: cannot write items to {args.output}: use .json, .jsonl, .csv or .xml[/red]")
+    if not _output_ok(args.output):
         return 2
     live = Live(console=console, refresh_per_second=4, transient=True) if console.is_terminal else None
     options = LocalOptions(
@@ -233,6 +245,8 @@ async def submit(client: Any, args: argparse.Namespace) -> int:
     """``shoal submit``: send a spider file to the service; prints the crawl id."""
     from shoal.client import SubmissionError
 
+    if not _output_ok(args.output):
+        return 2
     try:
         crawl = await client.submit(
             args.spider_file,
@@ -278,6 +292,8 @@ async def items(client: Any, args: argparse.Namespace) -> int:
 
     from shoal.spiders import ItemList
 
+    if not _output_ok(args.output):
+        return 2
     crawl = client.crawl(args.crawl)
     await crawl.status()  # an unknown crawl is an error, not an empty listing
     stream = crawl.items(follow=args.follow)

@@ -44,6 +44,7 @@ from shoal.queue import CrawlQueues, Scheduled, frontier_member
 from shoal.specs import shared_secret
 from shoal.spiders import CrawlStats, Spider
 from shoal.spiders.loader import spider_source
+from shoal.spiders.result import check_export_path
 
 #: A worker or coordinator not heard from for this long is listed as dead.
 DEAD_AFTER_S = 10.0
@@ -271,8 +272,11 @@ class Client:
 
         Raises SubmissionError with the spider's traceback when it does not load (import error, no
         such class, a bad argument) or the service refuses it, and TimeoutError when no coordinator
-        took it within ``accept_timeout`` seconds (it stays queued).
+        took it within ``accept_timeout`` seconds (it stays queued). An ``output`` file whose extension
+        names no item format is a ValueError before anything is submitted.
         """
+        if output:
+            check_export_path(output)
         if isinstance(spider, type):
             source, filename = spider_source(spider)
             if not source:

@@ -38,6 +38,7 @@ from shoal.redis_server import RedisServer
 from shoal.specs import shared_secret, store_spec
 from shoal.spiders import CrawlResult, CrawlStats, Spider
 from shoal.spiders.loader import crawl_spec, spider_source
+from shoal.spiders.result import check_export_path
 
 T = TypeVar("T")
 log = logging.getLogger("shoal.local")
@@ -266,6 +267,8 @@ def _pause_on_ctrl_c(engine: CrawlEngine) -> Iterator[None]:
 
 async def crawl(spider: Spider, options: LocalOptions) -> CrawlResult:
     """Run ``spider`` on this machine until it ends (or is paused) and return its result."""
+    if options.output:
+        check_export_path(options.output)  # a bad extension is an error now, not after the crawl
     async with _local_crawl(spider, options) as (engine, workers):
         reporter = asyncio.create_task(_report(engine, options.on_progress)) if options.on_progress else None
         try:

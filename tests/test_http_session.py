@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
+from redis.asyncio import Redis
 
 from shoal.common.messages import RequestRecord
 from shoal.common.sessions import session_defaults
 from shoal.workers.http import HttpSession
+from shoal.workers.proxies import ProxyRotation
 
 
 def session(**config) -> HttpSession:
@@ -282,23 +284,21 @@ async def test_an_invalid_url_is_an_invalid_error(url):
     assert result.error.kind == "invalid" and url in result.error.message
 
 
-async def test_proxy_rotator_cycles_through_its_proxies_per_request_and_reports_the_proxy(shop, aux):
+async def test_proxy_rotator_cycles_through_its_proxies_per_request_and_reports_the_proxy(shop, aux, redis_url):
     first, second = await aux(), await aux()
     proxies = [first.url, {"server": second.url, "username": "u", "password": "p w"}]
-    http = session(proxy_rotator={"proxies": proxies, "strategy": "cyclic"})
+    redis = Redis.from_url(redis_url)
+    rotation = ProxyRotation(redis, "c1", "http", {"proxies": proxies, "strategy": "cyclic"}, resolve=None)
+    http = HttpSession({**session_defaults("http"), "proxy_rotator": proxies}, max_clients=8, rotation=rotation)
     try:
         results = [await http.fetch("c1", record(f"{shop.url}/echo?n={n}")) for n in range(4)]
         pinned = await http.fetch("c1", record(f"{shop.url}/echo?n=pinned", proxy=first.url))
     finally:
         await http.close()
+        await redis.aclose()
     assert [r.meta["proxy"] for r in results] == [proxies[0], proxies[1], proxies[0], proxies[1]]
     assert [json.loads(r.body)["aux"] for r in results] == [first.url, second.url, first.url, second.url]
     assert [str(r.url) for r in first.seen[:2]] == [f"{shop.url}/echo?n=0", f"{shop.url}/echo?n=2"]
     auth = second.seen[0].headers["Proxy-Authorization"]
     assert base64.b64decode(auth.split()[1]) == b"u:p w"
     assert pinned.meta == {"proxy": first.url} and len(first.seen) == 3
-
-
-def test_custom_proxy_strategy_is_refused_at_construction():
-    with pytest.raises(ValueError, match="custom proxy strategies run in the coordinator; not supported in the worker"):
-        session(proxy_rotator={"proxies": ["http://127.0.0.1:1"], "strategy": "pick_proxy"})

@@ -16,8 +16,8 @@ class Shop(Spider):
     async def scroll(self, page):
         pass
 
-    def pick_proxy(self, proxies, request):
-        return proxies[0]
+    def pick_proxy(self, proxies, index):
+        return proxies[0], index + 1
 
 
 def test_each_session_records_its_kind_and_only_the_given_arguments():
@@ -107,6 +107,22 @@ def test_proxy_rotator_travels_with_its_strategy_by_name():
     spec = FetcherSession(proxy_rotator=ProxyRotator(["http://p1:8080"], strategy=spider.pick_proxy))
     assert spec.wire_kwargs(spider) == {"proxy_rotator": {"proxies": ["http://p1:8080"], "strategy": "pick_proxy"}}
     assert FetcherSession(proxy_rotator=cyclic).wire_kwargs(spider)["proxy_rotator"]["strategy"] == "cyclic"
+
+
+def test_a_proxy_rotator_and_a_static_proxy_on_one_session_are_refused():
+    rotator = ProxyRotator(["http://p1:8080"])
+    for static in ({"proxy": "http://p2:8080"}, {"proxies": {"https": "http://p2:8080"}}):
+        with pytest.raises(TypeError, match="FetcherSession: use either 'proxy_rotator' or a static 'proxy'"):
+            FetcherSession(proxy_rotator=rotator, **static)
+    with pytest.raises(TypeError, match="AsyncStealthySession: use either 'proxy_rotator'"):
+        AsyncStealthySession(proxy_rotator=rotator, proxy="http://p2:8080")
+
+
+def test_proxy_rotator_strategy_takes_the_proxies_and_index_and_returns_the_next_index():
+    rotator = ProxyRotator(
+        ["http://p1", "http://p2", "http://p3"], strategy=lambda proxies, i: (proxies[-1 - i], i + 1)
+    )
+    assert [rotator.get_proxy() for _ in range(3)] == ["http://p3", "http://p2", "http://p1"]
 
 
 @pytest.mark.parametrize("proxies", [[], "http://p1", [42], [{"host": "x"}]])

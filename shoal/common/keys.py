@@ -119,6 +119,12 @@ def sequence(crawl: str) -> str:
     return _crawl(crawl, "seq")
 
 
+def proxy_rotation(crawl: str, sid: str) -> str:
+    """Integer: where a sid's ProxyRotator stands, shared by all the sid's workers (cyclic: fetches so far;
+    a custom strategy: the index it returned last)."""
+    return _crawl(crawl, f"proxy_rotation:{sid}")
+
+
 def dead_letters(crawl: str) -> str:
     """Stream: jobs delivered too many times or that do not decode (field ``job``), and responses that do not
     decode (their own fields, and ``from``), each with the ``reason``; counted in stats as ``dead_letters``."""

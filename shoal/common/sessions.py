@@ -180,6 +180,11 @@ class SessionSpec:
 
     def __init__(self, **kwargs: Any) -> None:
         _validate(self._table, kwargs, f"{type(self).__name__} argument")
+        if kwargs.get("proxy_rotator") and (kwargs.get("proxy") or kwargs.get("proxies")):
+            raise TypeError(
+                f"{type(self).__name__}: use either 'proxy_rotator' or a static 'proxy'/'proxies', not both "
+                "(a request's own proxy= still overrides the rotator)"
+            )
         self.kwargs: dict[str, Any] = kwargs
 
     @classmethod

@@ -20,6 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoal.common import keys
 from shoal.common.messages import FailedRequest, FetchError, FetchJob, FetchResult, MessageError, decode, encode
+from shoal.common.proxy import proxy_label
 from shoal.common.request import Request
 from shoal.common.response import Response
 from shoal.common.sessions import check_request_kwargs
@@ -27,7 +28,7 @@ from shoal.coordinator.cache import CACHE_WORKER, ResponseCache
 from shoal.coordinator.escalation import Escalation
 from shoal.coordinator.quotas import Quotas
 from shoal.coordinator.records import from_record, to_record
-from shoal.coordinator.stats import DOMAIN_BYTES, FAILED, SESSION, STATUS, WORKER, add_counts, read_stats
+from shoal.coordinator.stats import DOMAIN_BYTES, FAILED, PROXY, SESSION, STATUS, WORKER, add_counts, read_stats
 from shoal.queue import Commit, CrawlQueues, Scheduled, frontier_member
 from shoal.spiders import CrawlStats, ItemList, Spider
 
@@ -268,6 +269,8 @@ class CrawlEngine:
             self.log.warning(
                 "The body of %s was cut at the session's max_body_size (%d bytes)", response, len(result.body)
             )
+        if proxy := result.meta.get("proxy"):
+            _count(stats, f"{PROXY}{proxy_label(proxy)}")
         blocked = await self.spider.is_blocked(response)
         if self.cache is not None:
             if result.worker == CACHE_WORKER:

@@ -24,7 +24,7 @@ COUNTERS = (
 
 #: Prefixes of per-key counters: field ``status:200`` is ``response_status_count["status_200"]``, field
 #: ``failed:timeout`` is ``failed_requests_by_kind["timeout"]``.
-STATUS, SESSION, DOMAIN_BYTES, WORKER = "status:", "sid:", "domain_bytes:", "worker:"
+STATUS, SESSION, DOMAIN_BYTES, WORKER, PROXY = "status:", "sid:", "domain_bytes:", "worker:", "proxy:"
 FAILED = "failed:"
 
 
@@ -41,12 +41,14 @@ def add_counts(stats: CrawlStats, counts: dict[str, int]) -> None:
             WORKER: stats.workers_requests_count,
             DOMAIN_BYTES: stats.domains_response_bytes,
             FAILED: stats.failed_requests_by_kind,
+            PROXY: stats.proxies_requests_count,
         }.get(prefix + sep)
         if table is None:  # shoal's own counters without a CrawlStats field (dead_letters, callback_errors ...)
             table, key = stats.custom_stats, name
         elif table is stats.response_status_count:
             key = f"status_{key}"
         table[key] = table.get(key, 0) + value
+    stats.proxies = sorted(stats.proxies_requests_count)
 
 
 def stats_from_hash(fields: dict[bytes, bytes]) -> CrawlStats:

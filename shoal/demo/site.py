@@ -207,19 +207,18 @@ def _app(running: RunningSite) -> web.Application:
     return app
 
 
-def start_site(site: ShopSite, host: str = "127.0.0.1", port: int = 0) -> RunningSite:
-    """Serve ``site`` from a background thread with its own event loop; returns once it listens."""
-    running = RunningSite(site)
+def serve_app(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> tuple[str, Callable[[], None]]:
+    """Serve ``app`` from a background thread with its own event loop; returns its base URL and a function
+    that stops it, once it listens."""
     ready = threading.Event()
     loop = asyncio.new_event_loop()
+    bound: list[int] = []
 
     async def serve() -> web.AppRunner:
-        runner = web.AppRunner(_app(running), access_log=None)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        tcp = web.TCPSite(runner, host, port, backlog=1024)
-        await tcp.start()
-        bound = runner.addresses[0][1]
-        running.url = f"http://{host}:{bound}"
+        await web.TCPSite(runner, host, port, backlog=1024).start()
+        bound.append(runner.addresses[0][1])
         return runner
 
     def thread() -> None:
@@ -238,7 +237,13 @@ def start_site(site: ShopSite, host: str = "127.0.0.1", port: int = 0) -> Runnin
         loop.call_soon_threadsafe(loop.stop)
         worker.join(10)
 
-    running._stop = stop
+    return f"http://{host}:{bound[0]}", stop
+
+
+def start_site(site: ShopSite, host: str = "127.0.0.1", port: int = 0) -> RunningSite:
+    """Serve ``site`` from a background thread with its own event loop; returns once it listens."""
+    running = RunningSite(site)
+    running.url, running._stop = serve_app(_app(running), host, port)
     return running
 
 

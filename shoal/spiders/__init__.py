@@ -2,18 +2,26 @@
 
 from shoal.common.request import Request
 from shoal.common.response import Response
+from shoal.spiders.links import LinkExtractor
 from shoal.spiders.result import CrawlResult, CrawlStats, ItemList
 from shoal.spiders.session import SessionManager
 from shoal.spiders.spider import BLOCKED_CODES, SessionConfigurationError, Spider
+from shoal.spiders.templates import CrawlRule, CrawlSpider, CSVFeedSpider, SitemapSpider, XMLFeedSpider
 
 __all__ = [
     "BLOCKED_CODES",
+    "CSVFeedSpider",
     "CrawlResult",
+    "CrawlRule",
+    "CrawlSpider",
     "CrawlStats",
     "ItemList",
+    "LinkExtractor",
     "Request",
     "Response",
     "SessionConfigurationError",
     "SessionManager",
+    "SitemapSpider",
     "Spider",
+    "XMLFeedSpider",
 ]

@@ -34,6 +34,18 @@ def _target(path: str | Path) -> Path:
     return file
 
 
+#: The item file formats, by file extension.
+EXPORT_FORMATS = (".json", ".jsonl", ".csv", ".xml")
+
+
+def check_export_path(path: str | Path) -> Path:
+    """``path`` as a Path if items can be exported to it (by its extension); ValueError naming it otherwise."""
+    file = Path(path)
+    if file.suffix.lower() not in EXPORT_FORMATS:
+        raise ValueError(f"cannot export items to '{path}': use a .json, .jsonl, .csv or .xml file")
+    return file
+
+
 class ItemList(list):
     """A list of scraped items that can export itself to JSON, JSON Lines, CSV or XML."""
 
@@ -76,10 +88,7 @@ class ItemList(list):
     def export(self, path: str | Path) -> None:
         """Write the items in the format the file's suffix names (.json, .jsonl, .csv, .xml)."""
         writers = {".json": self.to_json, ".jsonl": self.to_jsonl, ".csv": self.to_csv, ".xml": self.to_xml}
-        suffix = Path(path).suffix.lower()
-        if suffix not in writers:
-            raise ValueError(f"cannot export items to '{path}': use a .json, .jsonl, .csv or .xml file")
-        writers[suffix](path)
+        writers[check_export_path(path).suffix.lower()](path)
 
 
 @dataclass
@@ -112,7 +121,8 @@ class CrawlStats:
     domains_response_bytes: dict = field(default_factory=dict)
     sessions_requests_count: dict = field(default_factory=dict)
     workers_requests_count: dict = field(default_factory=dict)  # shoal: pages fetched per worker process
-    proxies: list = field(default_factory=list)
+    proxies: list = field(default_factory=list)  # the proxies that fetched pages (without credentials)
+    proxies_requests_count: dict = field(default_factory=dict)  # shoal: pages fetched through each proxy
     log_levels_counter: dict = field(default_factory=dict)
 
     @property
@@ -152,6 +162,7 @@ class CrawlStats:
             "response_bytes": self.response_bytes,
             "domains_response_bytes": self.domains_response_bytes,
             "proxies": self.proxies,
+            "proxies_requests_count": self.proxies_requests_count,
             "custom_stats": self.custom_stats,
             "log_count": self.log_levels_counter,
         }

@@ -18,6 +18,7 @@ from urllib.parse import quote_plus, urlparse
 from shoal.common.messages import FetchError, FetchResult, RequestRecord
 from shoal.workers.chromium import find_chromium
 from shoal.workers.memory import tree_memory
+from shoal.workers.proxies import ProxyRotation
 
 log = logging.getLogger("shoal.worker.browser")
 
@@ -180,20 +181,23 @@ class BrowserSession:
         config: dict[str, Any],
         tabs: int,
         resolve: Callable[[str], Callable[..., Awaitable[Any]]],
+        rotation: ProxyRotation | None = None,
     ) -> None:
         _refuse_unsupported(process.kind, config)
-        if config.get("proxy_rotator"):
-            raise ValueError(f"the {process.kind} worker does not support proxy_rotator yet; give proxy per request")
         self.process = process
         self.config = config
         self.tabs = asyncio.Semaphore(tabs)
         self.resolve = resolve
+        self.rotation = rotation
         self._contexts: dict[str, _Context] = {}
         self._lock = asyncio.Lock()
         self._setups: weakref.WeakKeyDictionary[Any, tuple] = weakref.WeakKeyDictionary()  # tab -> its headers, routes
 
     async def warm(self) -> None:
         """Launch the browser and open the default context now, not on the first job."""
+        if self.rotation is not None:  # the contexts are per proxy, opened as the rotation reaches them
+            await self.process.browser(self.config)
+            return
         holder = await self._context(self.config.get("proxy"))
         await holder.release(None)
 
@@ -257,7 +261,9 @@ class BrowserSession:
     async def _fetch(self, crawl: str, request: RequestRecord) -> FetchResult:
         args = {**self.config, **request.kwargs}
         _refuse_unsupported(self.process.kind, request.kwargs)
-        proxy = args.get("proxy")
+        proxy = request.kwargs.get("proxy")
+        if not proxy:
+            proxy = await self.rotation.next() if self.rotation is not None else self.config.get("proxy")
         holder = await self._context(proxy)
         page = None
         started = time.perf_counter()

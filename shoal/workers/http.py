@@ -12,6 +12,7 @@ from curl_cffi.curl import CURL_WRITEFUNC_ERROR
 from curl_cffi.requests import AsyncSession
 
 from shoal.common.messages import FetchError, FetchResult, RequestRecord
+from shoal.workers.proxies import ProxyRotation
 
 #: Request arguments curl_cffi takes as they are (Scrapling passes them through likewise).
 _PASSED = ("params", "data", "json", "cookies", "auth", "files")
@@ -89,22 +90,18 @@ class HttpSession:
     """A FetcherSession's live curl_cffi session; ``fetch`` never raises for a failed fetch. Bodies are
     limited to ``max_body`` bytes (MAX_BODY by default), or the session's smaller ``max_body_size``."""
 
-    def __init__(self, config: dict[str, Any], *, max_clients: int = 64, max_body: int | None = None) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        *,
+        max_clients: int = 64,
+        max_body: int | None = None,
+        rotation: ProxyRotation | None = None,
+    ) -> None:
         self.config = config
         self.max_body = min(max_body or MAX_BODY, config.get("max_body_size") or MAX_BODY)
         self.truncate = bool(config.get("truncate_body"))
-        rotator = config.get("proxy_rotator")
-        self._rotation: list[Any] = []
-        self._next_proxy = 0
-        if rotator:
-            if rotator.get("strategy", "cyclic") != "cyclic":
-                raise ValueError(
-                    f"ProxyRotator strategy {rotator['strategy']!r}: custom proxy strategies run in the coordinator; "
-                    "not supported in the worker yet"
-                )
-            if config.get("proxy") or config.get("proxies"):
-                raise ValueError("Cannot use 'proxy_rotator' together with 'proxy' or 'proxies'")
-            self._rotation = list(rotator["proxies"])
+        self.rotation = rotation
         # MAXFILESIZE refuses a too-long Content-Length before the body is read; _Body bounds the rest.
         refuse = {} if self.truncate else {CurlOpt.MAXFILESIZE_LARGE: self.max_body}
         self._session = AsyncSession(max_clients=max_clients, curl_options=refuse)
@@ -113,13 +110,13 @@ class HttpSession:
         """The request's value for ``name`` if it gives one (even None), else the session's."""
         return kwargs[name] if name in kwargs else self.config.get(name)
 
-    def _proxy(self, kwargs: dict[str, Any]) -> Any:
+    async def _proxy(self, kwargs: dict[str, Any]) -> Any:
         """The proxy of one attempt: the request's, else the next of the rotation, else the session's."""
-        if kwargs.get("proxy") is None and self._rotation and not kwargs.get("proxies"):
-            proxy = self._rotation[self._next_proxy % len(self._rotation)]
-            self._next_proxy += 1
-            return proxy
-        return kwargs.get("proxy") or self.config.get("proxy")
+        if kwargs.get("proxy") or kwargs.get("proxies"):
+            return kwargs.get("proxy")
+        if self.rotation is not None:
+            return await self.rotation.next()
+        return self.config.get("proxy")
 
     def _headers(self, kwargs: dict[str, Any], impersonating: bool) -> dict[str, Any]:
         """Session headers under the request's (case-insensitively), plus what stealthy_headers adds."""
@@ -195,7 +192,7 @@ class HttpSession:
         attempts = max(1, self._get(kwargs, "retries") or 1)
         delay = self._get(kwargs, "retry_delay") or 0
         for attempt in range(attempts):
-            proxy = self._proxy(kwargs)
+            proxy = await self._proxy(kwargs)
             body = _Body(self.max_body)
             started = time.perf_counter()
             try:

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import msgspec
@@ -38,6 +39,7 @@ from shoal.queue import Job, JobStreams
 from shoal.specs import SpecError, load_spec, shared_secret
 from shoal.spiders.loader import bare_spider, find_spider_class, load_module
 from shoal.workers.memory import tree_memory
+from shoal.workers.proxies import ProxyRotation
 
 log = logging.getLogger("shoal.worker")
 
@@ -191,24 +193,29 @@ class Worker:
         if given.kind != self.kind:
             raise LookupError(f"session '{sid}' of crawl {crawl} is {given.kind}, this worker is {self.kind}")
         config = {**session_defaults(self.kind), **given.kwargs}
+        spiders: list[Any] = []
+
+        def resolve(what: str) -> Callable[[str], Any]:
+            def method(name: str) -> Any:  # the spider's code runs in the worker only if a spider method is needed
+                if not spiders:
+                    module = load_module(spec.source, spec.filename)
+                    spiders.append(bare_spider(find_spider_class(module, spec.class_name), spec.args))
+                return resolve_method(spiders[0], name, what)
+
+            return method
+
+        rotator = config.get("proxy_rotator")
+        rotation = ProxyRotation(self.redis, crawl, sid, rotator, resolve("ProxyRotator strategy")) if rotator else None
         if self.kind == "http":
             from shoal.workers.http import HttpSession
 
-            return HttpSession(config, max_clients=self.capacity)
+            return HttpSession(config, max_clients=self.capacity, rotation=rotation)
         from shoal.workers.browser import BrowserProcess, BrowserSession
 
         if self._browser is None:
             self._browser = BrowserProcess(self.kind)
-        spiders: list[Any] = []
-
-        def resolve(name: str) -> Any:  # the spider's code runs in the worker only if a page action needs it
-            if not spiders:
-                module = load_module(spec.source, spec.filename)
-                spiders.append(bare_spider(find_spider_class(module, spec.class_name), spec.args))
-            return resolve_method(spiders[0], name, "page action")
-
         tabs = min(given.kwargs.get("max_pages", self.capacity), self.capacity)
-        return BrowserSession(self._browser, config, tabs, resolve)
+        return BrowserSession(self._browser, config, tabs, resolve("page action"), rotation=rotation)
 
     async def _warm(self, streams: list[str]) -> None:
         """Start the non-lazy sessions of crawls seen for the first time, as their crawl starts."""
