@@ -293,7 +293,12 @@ def _chromium_main_processes() -> list[psutil.Process]:
     found = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if child.name().startswith("chrom") and not any(arg.startswith("--type=") for arg in child.cmdline()):
+            name = child.name()  # the browser, not chrome_crashpad_handler, renderers or other helpers
+            if (
+                name.startswith("chrom")
+                and "crashpad" not in name
+                and not any(arg.startswith("--type=") for arg in child.cmdline())
+            ):
                 found.append(child)
         except psutil.Error:  # gone, or a zombie not yet reaped
             continue
