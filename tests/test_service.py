@@ -63,9 +63,15 @@ class Service:
         self.tmp_path = tmp_path
         self.processes: list[subprocess.Popen] = []
 
-    def start(self, role: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    def start(
+        self, role: str, *args: str, env: dict[str, str] | None = None, log: Path | None = None
+    ) -> subprocess.Popen:
+        """Start ``shoal ROLE``; with ``log``, its output is appended to that file."""
         command = [sys.executable, "-m", "shoal", role, "--redis", self.redis_url, "--log-level", "WARNING", *args]
-        process = subprocess.Popen(command, env={**os.environ, **(env or {})})
+        output = log.open("a") if log else None
+        process = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=output, stderr=output)
+        if output:
+            output.close()
         self.processes.append(process)
         return process
 

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoal.common import keys
@@ -38,6 +39,13 @@ _MAX_BACKOFF_S = 5.0
 
 class CrawlCancelled(Exception):
     """The crawl's client asked to cancel it."""
+
+
+class CrawlStateLost(RuntimeError):
+    """Redis no longer holds the crawl: it restarted without persistence, or someone deleted the keys."""
+
+    def __init__(self, crawl: str) -> None:
+        super().__init__(f"Redis lost crawl {crawl}'s state (restarted without persistence?)")
 
 
 class FetchFailed(Exception):
@@ -250,6 +258,7 @@ class CrawlEngine:
             while True:
                 try:
                     if backoff:  # reconnected: what was read but not committed before the outage comes first
+                        await self._check_state()
                         await self._consume_pending()
                         backoff = 0.0
                     if not await self._step():
@@ -258,6 +267,9 @@ class CrawlEngine:
                     backoff = min(max(backoff * 2, 0.1), _MAX_BACKOFF_S)
                     self.log.warning("Redis unreachable (%s); retrying in %.1f s", e, backoff)
                     await asyncio.sleep(backoff)
+                except ResponseError:  # a stream or group that vanished (NOGROUP, no such key) says why
+                    await self._check_state()
+                    raise
         finally:
             await self.spider.on_close()
         await self.queues.retire()
@@ -287,11 +299,23 @@ class CrawlEngine:
         return True
 
     async def _read_control(self) -> bytes:
-        """What the client asks (run, pause, cancel), read at most every _CONTROL_EVERY_S seconds."""
+        """What the client asks (run, pause, cancel), read at most every _CONTROL_EVERY_S seconds, with a
+        check that Redis still holds the crawl (raises CrawlStateLost when it does not)."""
         if time.monotonic() - self._control_read >= _CONTROL_EVERY_S:
             self._control_read = time.monotonic()
-            self._control = await self.redis.hget(keys.state(self.crawl), "control") or b"run"
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hget(keys.state(self.crawl), "control")
+                pipe.exists(keys.spec(self.crawl))
+                control, spec = await pipe.execute()
+            if not spec:
+                raise CrawlStateLost(self.crawl)
+            self._control = control or b"run"
         return self._control
+
+    async def _check_state(self) -> None:
+        """Raise CrawlStateLost if Redis no longer holds the crawl's spec (the engine never writes it)."""
+        if not await self.redis.exists(keys.spec(self.crawl)):
+            raise CrawlStateLost(self.crawl)
 
     async def _set_state(self, state: str, **fields: float) -> None:
         if state != self._state or fields:
