@@ -32,11 +32,13 @@ def masked(url: str) -> str:
         has_password = parts.password is not None
     except ValueError:  # not a URL one can take apart: show none of it
         return "<unparsable Redis URL>"
-    netloc = parts.netloc
+    in_query = any(name in _SECRET_PARAMS for name, _ in parse_qsl(parts.query))
+    if not has_password and not in_query:
+        return url
+    netloc, query = parts.netloc, parts.query
     if has_password:
         netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
-    query = parts.query
-    if any(name in _SECRET_PARAMS for name, _ in parse_qsl(query)):
+    if in_query:
         pairs = [(name, "***" if name in _SECRET_PARAMS else value) for name, value in parse_qsl(query)]
         query = urlencode(pairs, safe="*/")
     return urlunsplit(parts._replace(netloc=netloc, query=query))
