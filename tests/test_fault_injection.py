@@ -171,42 +171,35 @@ def test_a_sigkilled_browser_worker_s_leased_requests_are_redelivered_within_sec
     _crawl_with_a_worker_killed(shop, redis_url, "browserkill", browser=True)
 
 
-RESUMABLE_SPIDER = '''
-import asyncio
-from pathlib import Path
+RESUMABLE_SPIDER = (
+    SHOP_SPIDER
+    + '''
 
-from shoal.spiders import Request, Response, Spider
-
-
-class ResumableSpider(Spider):
+class ResumableSpider(ShopSpider):
     """The shop spider, plus: start_requests fetches a marker page (dont_filter, so a second run of
     start_requests would fetch it again), and the callback of product 7 notes each run in a file and,
     the first time, sleeps after yielding its item, so that its coordinator can be killed before the
     item is committed."""
 
     name = "resumable"
-    concurrent_requests = 4
-    logging_level = 30
-    url = ""
     callback_log = ""
 
     async def start_requests(self):
         yield Request(self.url + "/echo?start_requests=ran", dont_filter=True, callback=self.nothing)
-        yield Request(self.url + "/products")
+        async for request in super().start_requests():
+            yield request
 
     async def nothing(self, response: Response):
         return
         yield
 
-    async def parse(self, response: Response):
-        for link in response.css("a.product::attr(href)").getall():
-            yield response.follow(link, callback=self.parse_product)
-        if next_page := response.css("a.next::attr(href)").get():
-            yield response.follow(next_page)
-
     async def parse_product(self, response: Response):
-        yield {"name": response.css("h1::text").get(""), "price": response.css(".price::text").get("")}
+        async for item in super().parse_product(response):
+            yield item
         if response.url.endswith("/product/7"):
+            import asyncio
+            from pathlib import Path
+
             log = Path(self.callback_log)
             first = not log.exists()
             with log.open("a") as notes:
@@ -214,6 +207,7 @@ class ResumableSpider(Spider):
             if first:
                 await asyncio.sleep(60)
 '''
+)
 
 
 async def test_a_coordinator_killed_again_and_again_and_restarted_resumes_from_redis_without_rerunning_start_requests(
@@ -225,7 +219,9 @@ async def test_a_coordinator_killed_again_and_again_and_restarted_resumes_from_r
     kills, takeovers = 0, []
     async with Client(redis_url) as client:
         spider = service.spider_file(RESUMABLE_SPIDER)
-        crawl = await client.submit(spider, url=slow_shop.url, callback_log=str(callback_log), download_delay=0.1)
+        crawl = await client.submit(
+            spider, spider_name="ResumableSpider", url=slow_shop.url, callback_log=str(callback_log), download_delay=0.1
+        )
         # 1: killed between a callback and its commit: product 7's item was yielded, not committed
         await wait_for(lambda: _exists(callback_log), timeout=60)
         for _ in range(3):

@@ -145,19 +145,24 @@ def test_shoal_run_works_on_a_redis_with_a_password_and_keeps_it_off_the_workers
     assert PASSWORD not in command_lines and password_redis.url not in command_lines
 
 
-async def test_coordinator_worker_and_client_work_on_a_redis_with_a_password(password_redis, shop, tmp_path):
-    service = Service(password_redis.url, tmp_path)
+async def _crawl_on_the_service(url: str, site, tmp_path: Path) -> None:
+    """A coordinator and a worker on ``url`` run a crawl a client submits, to exactly its items."""
+    service = Service(url, tmp_path)
     try:
         service.start("coordinator")
         service.start("worker", "--kind", "http")
-        async with Client(password_redis.url) as client:
-            crawl = await client.submit(service.spider_file(SHOP_SPIDER), url=shop.url)
+        async with Client(url) as client:
+            crawl = await client.submit(service.spider_file(SHOP_SPIDER), url=site.url)
             await crawl.wait(60)
-            assert found([item async for item in crawl.items()]) == expected(shop)
+            assert found([item async for item in crawl.items()]) == expected(site)
         listed = service.cli("workers")
         assert listed.returncode == 0 and "live" in listed.stdout
     finally:
         service.stop()
+
+
+async def test_coordinator_worker_and_client_work_on_a_redis_with_a_password(password_redis, shop, tmp_path):
+    await _crawl_on_the_service(password_redis.url, shop, tmp_path)
 
 
 @pytest.mark.parametrize("role", ["worker", "coordinator"])
@@ -235,16 +240,7 @@ def test_shoal_run_works_over_tls_with_a_verified_certificate(tls_redis, shop, t
 
 
 async def test_coordinator_worker_and_client_work_over_tls(tls_redis, shop, tmp_path):
-    service = Service(tls_redis.url, tmp_path)
-    try:
-        service.start("coordinator")
-        service.start("worker", "--kind", "http")
-        async with Client(tls_redis.url) as client:
-            crawl = await client.submit(service.spider_file(SHOP_SPIDER), url=shop.url)
-            await crawl.wait(60)
-            assert found([item async for item in crawl.items()]) == expected(shop)
-    finally:
-        service.stop()
+    await _crawl_on_the_service(tls_redis.url, shop, tmp_path)
 
 
 async def test_a_tls_redis_whose_certificate_does_not_verify_is_refused(tls_redis):
