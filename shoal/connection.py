@@ -44,14 +44,16 @@ def masked(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
+#: What a command raises while Redis is unreachable (OSError: a refused or missing socket, on connecting).
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
 class _RetryWhileUnreachable(Retry):
-    """Retries a command while Redis is unreachable: connection errors and timeouts, and the OSError a
-    refused or missing socket raises while connecting; not when Redis refuses the password or the
+    """Retries a command while Redis is unreachable; not when Redis refuses the password or its
     certificate does not verify, which waiting does not mend."""
 
     def __init__(self, retries: int) -> None:
-        unreachable = (RedisConnectionError, RedisTimeoutError, OSError)
-        super().__init__(ExponentialBackoff(cap=2.0, base=0.05), retries, supported_errors=unreachable)
+        super().__init__(ExponentialBackoff(cap=2.0, base=0.05), retries, supported_errors=_UNREACHABLE)
 
     async def call_with_retry(self, do: Callable[[], Awaitable[T]], fail: Callable[[Exception], Any]) -> T:
         async def fail_unless_refused(error: Exception) -> None:
@@ -68,4 +70,5 @@ def connection_pool(url: str, *, retries: int = 0) -> ConnectionPool:
     (8 retries take about 9 s, enough to ride out a restart)."""
     if not retries:
         return ConnectionPool.from_url(url)
-    return ConnectionPool.from_url(url, retry=_RetryWhileUnreachable(retries))
+    # retry_on_error too: without it a command that fails on an open connection is not retried
+    return ConnectionPool.from_url(url, retry=_RetryWhileUnreachable(retries), retry_on_error=list(_UNREACHABLE))
