@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, RedisError
 from rich.console import Console
 from rich.live import Live
 
@@ -134,10 +134,33 @@ def _serve(make: Callable[[str], Any], args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        await _check_credentials(args.redis)
         await make(args.redis).run(stop)
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except AuthenticationError as e:
+        from shoal.connection import masked
+
+        console.print(f"[red]shoal: Redis at {masked(args.redis)} refused the credentials: {e}[/red]")
+        return 1
     return 0
+
+
+async def _check_credentials(url: str) -> None:
+    """Raise AuthenticationError if Redis refuses the URL's password; an unreachable Redis is not an error
+    here (the process waits for it)."""
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(url)
+    try:
+        await redis.ping()
+    except AuthenticationError:
+        raise
+    except RedisError:
+        pass
+    finally:
+        await redis.aclose()
 
 
 def worker(args: argparse.Namespace) -> int:
@@ -218,20 +241,24 @@ def dashboard(args: argparse.Namespace) -> int:
         return 1
 
 
-def _client_command(work: Callable[[Any], Awaitable[int]]) -> Callable[[argparse.Namespace], int]:
-    """A CLI command that talks to the service through a Client on ``--redis``."""
+def _client_command(
+    work: Callable[[Any, argparse.Namespace], Awaitable[int]], retries: int | None = None
+) -> Callable[[argparse.Namespace], int]:
+    """A CLI command that talks to the service through a Client on ``--redis`` (retrying each command
+    ``retries`` times while Redis is unreachable; default: the Client's)."""
 
     def command(args: argparse.Namespace) -> int:
         from shoal.client import Client
+        from shoal.connection import masked
 
         async def go() -> int:
-            async with Client(args.redis) as client:
+            async with Client(args.redis, **({} if retries is None else {"retries": retries})) as client:
                 return await work(client, args)
 
         try:
             return asyncio.run(go())
         except RedisError as e:
-            console.print(f"[red]shoal: cannot reach Redis at {args.redis}: {e}[/red]")
+            console.print(f"[red]shoal: cannot reach Redis at {masked(args.redis)}: {e}[/red]")
             return 1
         except LookupError as e:
             console.print(f"[red]shoal: {e.args[0]}[/red]")
@@ -348,10 +375,9 @@ async def workers(client: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-@_client_command
-async def health(client: Any, args: argparse.Namespace) -> int:
+async def _health(client: Any, args: argparse.Namespace) -> int:
     """``shoal health``: exit 0 when Redis answers and a ROLE process on this host sent a recent heartbeat
-    (a container's health check)."""
+    (a container's health check: it answers at once, without retrying)."""
     await client.redis.ping()
     host = socket.gethostname()
     if args.role == "worker":
@@ -362,6 +388,9 @@ async def health(client: Any, args: argparse.Namespace) -> int:
         console.print(f"[red]shoal: no {args.role} on {host} sent a heartbeat lately[/red]")
         return 1
     return 0
+
+
+health = _client_command(_health, retries=0)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -22,7 +22,6 @@ from typing import Any
 
 import msgspec
 from arq.connections import ArqRedis
-from redis.asyncio import ConnectionPool
 
 from shoal.common import keys
 from shoal.common.messages import (
@@ -39,6 +38,7 @@ from shoal.common.messages import (
 )
 from shoal.common.request import Request
 from shoal.common.signing import sign
+from shoal.connection import connection_pool
 from shoal.coordinator.stats import read_stats, stats_from_hash
 from shoal.queue import CrawlQueues, Scheduled, frontier_member
 from shoal.specs import shared_secret
@@ -50,6 +50,8 @@ from shoal.spiders.result import check_export_path
 DEAD_AFTER_S = 10.0
 #: States after which a crawl does nothing more.
 ENDED = ("finished", "failed", "cancelled")
+#: How often a command is retried while Redis is unreachable (about 9 s in all: a restart is ridden out).
+RETRIES = 8
 #: What decoding a malformed record from Redis raises.
 MALFORMED = (MessageError, msgspec.DecodeError)
 
@@ -122,20 +124,30 @@ class Crawl:
     def __init__(self, client: "Client", crawl_id: str) -> None:
         self.client = client
         self.id = crawl_id
+        self._seen = False  # whether Redis ever had this crawl, as far as this handle knows
 
     def __repr__(self) -> str:
         return f"<Crawl {self.id}>"
 
     async def status(self) -> CrawlStatus:
-        """The crawl's state, counts and per-sid queues; raises LookupError for an unknown crawl."""
-        return await self.client._status(self.id, await self.client.workers())
+        """The crawl's state, counts and per-sid queues; raises LookupError for an unknown crawl, and
+        CrawlFailed for one this handle saw before and Redis no longer has."""
+        try:
+            status = await self.client._status(self.id, await self.client.workers())
+        except LookupError:
+            if self._seen:
+                raise CrawlFailed(f"Redis lost crawl {self.id}'s state (restarted without persistence?)") from None
+            raise
+        self._seen = True
+        return status
 
     async def stats(self) -> CrawlStats:
         """The crawl's Scrapling-style stats so far."""
         return await read_stats(self.client.redis, self.id)
 
     async def wait(self, timeout: float | None = None, poll: float = 0.5) -> CrawlStatus:
-        """Wait until the crawl ends; raises CrawlFailed if it failed, TimeoutError after ``timeout`` s."""
+        """Wait until the crawl ends; raises CrawlFailed if it failed (or Redis lost it), TimeoutError after
+        ``timeout`` s."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while (status := await self.status()).state not in ENDED:
             if deadline is not None and time.monotonic() > deadline:
@@ -240,10 +252,11 @@ class Crawl:
 class Client:
     """Talks to a shoal service through its Redis (``$REDIS_URL`` by default)."""
 
-    def __init__(self, redis_url: str | None = None, *, secret: str | None = None) -> None:
+    def __init__(self, redis_url: str | None = None, *, secret: str | None = None, retries: int = RETRIES) -> None:
+        """``retries``: how often each command is retried while Redis is unreachable, backing off (0: none)."""
         self.redis_url = redis_url or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
         self.secret = secret if secret is not None else shared_secret()
-        pool = ConnectionPool.from_url(self.redis_url)
+        pool = connection_pool(self.redis_url, retries=retries)
         self.redis = ArqRedis(connection_pool=pool, default_queue_name=keys.SUBMISSIONS, **ARQ_SERIALIZERS)
 
     async def __aenter__(self) -> "Client":

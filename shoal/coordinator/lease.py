@@ -5,17 +5,27 @@ coordinator may claim the crawl and resume it.
 """
 
 import asyncio
+import logging
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoal.common import keys
+
+log = logging.getLogger("shoal.lease")
 
 #: A lease lives this long unless renewed; its owner renews it every RENEW_S seconds.
 LEASE_MS = 6000
 RENEW_S = 2.0
 
 _RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+local owner = redis.call('GET', KEYS[1])
+if owner == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if not owner then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
 return 0
 """
 _RELEASE = """
@@ -38,7 +48,8 @@ class Leases:
         return bool(await self.redis.set(keys.lease(crawl), self.owner, nx=True, px=LEASE_MS))
 
     async def renew(self, crawl: str) -> bool:
-        """Extend our lease on ``crawl``; False when it is no longer ours."""
+        """Extend our lease on ``crawl``, taking it again if it lapsed (Redis was unreachable for longer
+        than LEASE_MS) and nobody claimed it since; False when another owner holds it."""
         return bool(await self._renew(keys=[keys.lease(crawl)], args=[self.owner, LEASE_MS]))
 
     async def release(self, crawl: str) -> None:
@@ -46,8 +57,14 @@ class Leases:
         await self._release(keys=[keys.lease(crawl)], args=[self.owner])
 
     async def hold(self, crawl: str) -> None:
-        """Renew the lease on ``crawl`` every RENEW_S seconds until cancelled; raises if it is lost."""
+        """Renew the lease on ``crawl`` every RENEW_S seconds until cancelled (also while Redis is
+        unreachable: it renews once Redis answers again); raises if another owner took it."""
         while True:
             await asyncio.sleep(RENEW_S)
-            if not await self.renew(crawl):
+            try:
+                renewed = await self.renew(crawl)
+            except (RedisConnectionError, RedisTimeoutError) as e:
+                log.warning("cannot renew the lease of crawl %s: Redis unreachable (%s)", crawl, e)
+                continue
+            if not renewed:
                 raise RuntimeError(f"lost the lease of crawl {crawl}: another coordinator owns it now")

@@ -16,16 +16,20 @@ import traceback
 import uuid
 
 import msgspec
-from arq.connections import RedisSettings
+from arq.connections import ArqRedis
 from arq.worker import Worker as ArqWorker
 from arq.worker import func
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoal import __version__
 from shoal.common import keys
 from shoal.common.messages import ARQ_SERIALIZERS, CoordinatorInfo, MessageError, Submission, WorkerInfo, decode
 from shoal.common.signing import verify
-from shoal.coordinator.engine import CrawlCancelled, CrawlEngine
+from shoal.connection import connection_pool, masked
+from shoal.coordinator.engine import CrawlCancelled, CrawlEngine, CrawlStateLost
 from shoal.coordinator.lease import RENEW_S, Leases
 from shoal.queue import CrawlQueues
 from shoal.specs import load_spec, store_spec
@@ -40,6 +44,8 @@ RETENTION_S = int(os.environ.get("SHOAL_RETENTION_DAYS", "7")) * 86400
 FORGET_WORKERS_S = 3600
 #: States in which a crawl needs an owner.
 ACTIVE = (b"running", b"paused")
+#: Longest wait between two heartbeats while Redis is unreachable (the normal interval, RENEW_S).
+_MAX_BACKOFF_S = RENEW_S
 
 
 class Coordinator:
@@ -55,11 +61,13 @@ class Coordinator:
         self.leases = Leases(redis, self.id)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Serve until ``stop`` is set, then hand every owned crawl back (resumable) and exit."""
+        """Serve until ``stop`` is set, then hand every owned crawl back (resumable) and exit. While Redis
+        is unreachable the coordinator keeps trying: its heartbeat backs off up to RENEW_S, the intake's
+        commands are retried, and each crawl's engine waits and resumes."""
         intake = ArqWorker(
             functions=[func(self._accept, name="accept")],
             queue_name=keys.SUBMISSIONS,
-            redis_settings=RedisSettings.from_dsn(self.redis_url),
+            redis_pool=ArqRedis(connection_pool(self.redis_url, retries=-1), **ARQ_SERIALIZERS),
             handle_signals=False,
             keep_result=0,
             max_tries=3,
@@ -68,21 +76,29 @@ class Coordinator:
             **ARQ_SERIALIZERS,
         )
         intake_task = asyncio.create_task(intake.async_run())
-        log.info("coordinator %s serving %s", self.id, self.redis_url)
+        log.info("coordinator %s serving %s", self.id, masked(self.redis_url))
+        backoff = 0.0
         try:
             while not stop.is_set():
-                await self._heartbeat()
+                try:
+                    await self._heartbeat()
+                    backoff = 0.0
+                except (RedisConnectionError, RedisTimeoutError) as e:
+                    backoff = min(max(backoff * 2, 0.1), _MAX_BACKOFF_S)
+                    log.warning("Redis unreachable (%s); retrying in %.1f s", e, backoff)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), RENEW_S)
+                    await asyncio.wait_for(stop.wait(), backoff or RENEW_S)
                 if intake_task.done():
                     intake_task.result()  # the intake died: let the process fail loudly
         finally:
             intake_task.cancel()
-            await intake.close()
             for task in self.tasks.values():
                 task.cancel()
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
-            await self.redis.hdel(keys.COORDINATORS, self.id)
+            with contextlib.suppress(RedisError, TimeoutError):  # Redis may be gone: then there is nothing to tidy
+                await asyncio.wait_for(intake.close(), 5)
+            with contextlib.suppress(RedisError):
+                await self.redis.hdel(keys.COORDINATORS, self.id)
 
     # -- submissions ----------------------------------------------------------------------------
 
@@ -169,14 +185,20 @@ class Coordinator:
             await self._clean(crawl)
         except asyncio.CancelledError:
             raise
+        except (RedisConnectionError, RedisTimeoutError) as e:  # the crawl stays resumable; a heartbeat retakes it
+            log.warning("crawl %s stopped here: Redis unreachable (%s); it resumes once Redis is back", crawl, e)
         except Exception as e:
-            await self._fail(crawl, "".join(traceback.format_exception(e)))
+            lost = isinstance(e, CrawlStateLost)  # Redis came back empty: the reason says so, no traceback
+            await self._fail(crawl, str(e) if lost else "".join(traceback.format_exception(e)))
+            if lost:
+                await self.redis.sadd(keys.CRAWLS, crawl)  # so that `shoal status` lists it, failed, with the reason
             queues = CrawlQueues(self.redis, crawl)
             await queues.retire()
             await queues.release_domains()
             await self._expire(crawl)
         finally:
-            await self.leases.release(crawl)
+            with contextlib.suppress(RedisError):  # if Redis is unreachable, the lease runs out by itself
+                await self.leases.release(crawl)
 
     async def _crawl_keys(self, crawl: str) -> list[bytes]:
         return [key async for key in self.redis.scan_iter(match=keys.crawl_keys(crawl), count=1000)]

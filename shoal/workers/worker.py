@@ -99,6 +99,7 @@ class Worker:
         self._session_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._tasks: set[asyncio.Task] = set()
         self._seen_sessions: set[tuple[str, str]] = set()
+        self._crawls: set[str] = set()  # the crawls whose job streams this worker served at its last look
         self._browser: Any = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -162,6 +163,8 @@ class Worker:
         if self.kind != "http":
             self._start_task(self._warm(streams))
         live = {keys.queue_owner(stream)[0] for stream in streams}
+        await self._report_lost(self._crawls - live)
+        self._crawls = live
         for crawl_sid in [cs for cs in self._sessions if cs[0] not in live]:
             await self._sessions.pop(crawl_sid).close()
         free = self.capacity - len(self._held)
@@ -170,6 +173,16 @@ class Worker:
             if reclaimed:
                 log.warning("took over %d jobs of workers that stopped answering", len(reclaimed))
             self._start(reclaimed)
+
+    async def _report_lost(self, gone: set[str]) -> None:
+        """Say so when crawls this worker served went away because Redis lost them, not because they ended."""
+        for crawl in sorted(gone):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.exists(keys.spec(crawl))
+                pipe.hget(keys.state(crawl), "state")
+                spec, state = await pipe.execute()
+            if not spec and state != b"cancelled":  # a cancelled crawl keeps only its state
+                log.error("Redis lost crawl %s's state (restarted without persistence?); closing its sessions", crawl)
 
     async def _session(self, crawl: str, sid: str) -> Session:
         key = (crawl, sid)
