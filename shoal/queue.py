@@ -58,7 +58,10 @@ return added
 
 DISPATCH = """
 local capacity, limit, delay, scan = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local n, first, group, stale_ms = (#KEYS - 3) / 2, tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
+local n, first, group, stale_ms = (#KEYS - 4) / 2, tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
+-- KEYS[#KEYS]: domain -> that domain's own delay in ms (robots.txt floors, AutoThrottle), else `delay`
+local domain_delays = KEYS[#KEYS]
+local per_domain = redis.call('EXISTS', domain_delays) == 1
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- Jobs waiting in a stream that no worker took for stale_ms belong to a pool that is down or busy:
@@ -100,7 +103,7 @@ for k = 0, n - 1 do
     sent = sent + 1
     return domain
   end
-  if room > 0 and limit == 0 and delay == 0 then
+  if room > 0 and limit == 0 and delay == 0 and not per_domain then
     local popped = redis.call('ZPOPMIN', frontier, room)
     for j = 1, #popped, 2 do send(popped[j]) end
   elseif room > 0 then
@@ -109,7 +112,8 @@ for k = 0, n - 1 do
       local nl = string.find(member, '\\n', 34, true)
       local domain = string.sub(member, 34, nl - 1)
       local ready = limit == 0 or tonumber(redis.call('HGET', KEYS[2], domain) or '0') < limit
-      if ready and delay > 0 then
+      local gap = per_domain and tonumber(redis.call('HGET', domain_delays, domain) or delay) or delay
+      if ready and gap > 0 then
         local next_at = tonumber(redis.call('HGET', KEYS[3], domain) or '0')
         if next_at > now then
           ready = false
@@ -119,7 +123,7 @@ for k = 0, n - 1 do
       if ready then
         redis.call('ZREM', frontier, member)
         send(member)
-        if delay > 0 then redis.call('HSET', KEYS[3], domain, now + delay) end
+        if gap > 0 then redis.call('HSET', KEYS[3], domain, now + gap) end
       end
     end
   end
@@ -157,6 +161,7 @@ class Scheduled:
     dont_filter: bool
     prefix: bytes
     tail: bytes
+    key: str = ""  # the sorted set it goes to when not its sid's frontier (held for robots.txt, disallowed)
 
 
 @dataclass(slots=True)
@@ -239,13 +244,13 @@ class CrawlQueues:
                     keys.ITEMS_MAXLEN,
                 ]
                 for request in commit.requests:
-                    index = frontier_keys.setdefault(request.sid, len(base) + len(frontier_keys) + 1)
+                    target = request.key or keys.frontier(self.crawl, request.sid)
+                    index = frontier_keys.setdefault(target, len(base) + len(frontier_keys) + 1)
                     args += [index, request.fp, int(request.dont_filter), request.prefix, request.tail]
                 args += commit.items
                 for name, value in (commit.stats or {}).items():
                     args += [name, value]
-                extra = [keys.frontier(self.crawl, sid) for sid in frontier_keys]
-                await self._commit(keys=base + extra, args=args, client=pipe)
+                await self._commit(keys=base + list(frontier_keys), args=args, client=pipe)
             return await pipe.execute()
 
     async def dispatch(
@@ -266,6 +271,7 @@ class CrawlQueues:
                 keys.domain_inflight(self.crawl),
                 keys.domain_next(self.crawl),
                 *stream_keys,
+                keys.domain_delay(self.crawl),
             ],
             args=[
                 capacity,

@@ -23,7 +23,9 @@ from shoal.common.request import Request
 from shoal.common.response import Response
 from shoal.common.sessions import check_request_kwargs
 from shoal.coordinator.records import from_record, to_record
+from shoal.coordinator.robots import RobotsTxt
 from shoal.coordinator.stats import DOMAIN_BYTES, SESSION, STATUS, WORKER, stats_from_hash
+from shoal.coordinator.throttle import AutoThrottle, DomainDelays
 from shoal.queue import Commit, CrawlQueues, Scheduled, frontier_member
 from shoal.spiders import CrawlStats, ItemList, Spider
 
@@ -58,6 +60,9 @@ class CrawlEngine:
         self.log = spider.logger
         self.sessions = spider.session_manager
         self.queues = CrawlQueues(redis, crawl)
+        self.delays = DomainDelays(redis, crawl, spider.download_delay, AutoThrottle.of(spider))
+        self.robots = RobotsTxt(redis, crawl) if spider.robots_txt_obey else None
+        self._learned: list[Commit] = []  # robots.txt responses of the batch, committed after their release
         self.started = time.time()
         self._allowed = set(spider.allowed_domains or ())
         self._turn = 0
@@ -73,8 +78,9 @@ class CrawlEngine:
         domain = request.domain.rsplit(":", 1)[0] if request.domain.count(":") == 1 else request.domain
         return any(domain == allowed or domain.endswith("." + allowed) for allowed in self._allowed)
 
-    def _schedule(self, request: Request) -> Scheduled:
-        """Normalize, validate and encode ``request`` for the frontier; raises on a bad request."""
+    def _schedule(self, request: Request) -> list[Scheduled]:
+        """Normalize, validate and encode ``request`` for the frontier (with robots.txt, what it routes
+        there: held with the domain's robots.txt request, or disallowed); raises on a bad request."""
         if not request.sid:
             request.sid = self.sessions.default_session_id
         if request.sid not in self.sessions:
@@ -91,19 +97,20 @@ class CrawlEngine:
         fp = request.update_fingerprint(spider.fp_include_kwargs, spider.fp_include_headers, spider.fp_keep_fragments)
         job = encode(FetchJob(crawl=self.crawl, request=to_record(request, spider, fp)))
         prefix, tail = frontier_member(request.priority, request.domain, job)
-        return Scheduled(request.sid, fp, request.dont_filter, prefix, tail)
+        scheduled = Scheduled(request.sid, fp, request.dont_filter, prefix, tail)
+        return self.robots.route(request, scheduled) if self.robots else [scheduled]
 
     async def _seed(self) -> None:
         batch: list[Scheduled] = []
         async for request in self.spider.start_requests():
             try:
-                batch.append(self._schedule(request))
+                batch += self._schedule(request)
             except (ValueError, TypeError) as e:
                 await self._spider_error(request, e)
             if len(batch) >= _SEED_BATCH:
-                await self.queues.commit([Commit(requests=batch)])
+                await self._commit([Commit(requests=batch)])
                 batch = []
-        await self.queues.commit([Commit(requests=batch)])
+        await self._commit([Commit(requests=batch)])
         await self.redis.hset(keys.state(self.crawl), "seeded", 1)
 
     # -- responses ------------------------------------------------------------------------------
@@ -124,7 +131,7 @@ class CrawlEngine:
                         self.log.debug("Filtered offsite request to: %s", result.url)
                         continue
                     try:
-                        requests.append(self._schedule(result))
+                        requests += self._schedule(result)
                     except (ValueError, TypeError) as e:
                         _count(stats, "failed_requests_count")
                         await self._spider_error(result, e)
@@ -150,7 +157,7 @@ class CrawlEngine:
             return
         retry = await self.spider.retry_blocked_request(request.retry_copy(), response)
         try:
-            commit.requests = [self._schedule(retry)]
+            commit.requests = self._schedule(retry)
         except (ValueError, TypeError) as e:
             await self._spider_error(retry, e)
             return
@@ -172,6 +179,9 @@ class CrawlEngine:
             return commit
         request = from_record(result.request, self.spider)
         commit.sid, commit.domain = request.sid, request.domain
+        if result.request.robots_txt and self.robots:
+            self._learn_robots(self.robots, result, commit)
+            return commit
         try:
             if result.error is not None:
                 _count(stats, "failed_requests_count")
@@ -201,7 +211,9 @@ class CrawlEngine:
         _count(stats, f"{STATUS}{result.status}")
         _count(stats, "response_bytes", len(result.body))
         _count(stats, f"{DOMAIN_BYTES}{request.domain}", len(result.body))
-        if await self.spider.is_blocked(response):
+        blocked = await self.spider.is_blocked(response)
+        self.delays.record(request.domain, result.elapsed, 200 <= result.status < 300 and not blocked, result.headers)
+        if blocked:
             _count(stats, "blocked_requests_count")
             await self._retry_blocked(request, response, commit)
         else:
@@ -217,7 +229,7 @@ class CrawlEngine:
             self.sessions.session_ids,
             spider.concurrent_requests,
             spider.concurrent_requests_per_domain,
-            int(spider.download_delay * 1000),
+            self.delays.default_ms,
             self._turn,
         )
         return result.frontier == 0 and result.inflight == 0, result.wait_ms
@@ -229,12 +241,32 @@ class CrawlEngine:
 
     async def _consume(self, entries: list[tuple[str, bytes]]) -> None:
         commits = [await self._process(entry_id, payload) for entry_id, payload in entries]
+        learned, self._learned = self._learned, []
+        await self._commit([commit for commit in commits if all(commit is not done for done in learned)])
+        if learned and self.robots:  # robots.txt responses are acknowledged once their held requests are released
+            for commit in learned:
+                await self.robots.release(commit.domain)
+            await self.queues.commit(learned)
+
+    async def _commit(self, commits: list[Commit]) -> None:
+        """Commit, then count the requests robots.txt disallowed and write the delays that changed."""
         await self.queues.commit(commits)
+        if self.robots:
+            await self.robots.count_disallowed()
+        await self.delays.flush()
+
+    def _learn_robots(self, robots: RobotsTxt, result: FetchResult, commit: Commit) -> None:
+        """Read a domain's robots.txt: its requests are routed by it from now on, its delay floor raised."""
+        domain = robots.learn(result)
+        self.delays.obey_robots(domain, robots.delay(domain))
+        commit.stats = {"robots_txt_count": 1}
+        self._learned.append(commit)
 
     async def run(self, output: str | Path | None = None) -> CrawlStats:
         """Run the crawl to its end (resuming it if it was already started) and return its stats;
         with ``output``, the items are written there (format by extension) before it is marked finished."""
         await self.queues.create({sid: self.sessions.get(sid).kind for sid in self.sessions.session_ids})
+        await self.delays.load(await self.robots.load() if self.robots else {})
         resuming = bool(await self.redis.hget(keys.state(self.crawl), "seeded"))
         started = await self.redis.hget(keys.state(self.crawl), "started")
         self.started = float(started) if started else self.started
@@ -307,6 +339,7 @@ class CrawlEngine:
         stats.concurrent_requests_per_domain = spider.concurrent_requests_per_domain
         stats.download_delay = spider.download_delay
         stats.autothrottle_enabled = spider.autothrottle_enabled
+        stats.autothrottle_delays = self.delays.autothrottle_delays()
         stats.log_levels_counter = spider.log_counter.get_counts()
         return stats
 
