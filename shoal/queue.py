@@ -262,6 +262,8 @@ class CrawlQueues:
         yet processed, and jobs waiting in a stream. Jobs that waited longer than ``stale_ms``
         without a worker taking them stop counting for the other sids, so a sid whose pool is down
         never holds another sid's slots; each sid's waiting jobs stay bounded by ``capacity``.
+        ``per_domain`` bounds each domain's requests in flight (0: no bound); two requests to a domain
+        are at least its own delay apart (``keys.domain_delay``), else ``delay_ms``.
         ``turn`` rotates which sid is served first.
         """
         stream_keys = [key for sid in sids for key in (keys.frontier(self.crawl, sid), keys.queue(self.crawl, sid))]
