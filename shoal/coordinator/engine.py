@@ -26,7 +26,7 @@ from shoal.coordinator.records import from_record, to_record
 from shoal.coordinator.robots import RobotsTxt
 from shoal.coordinator.stats import DOMAIN_BYTES, SESSION, STATUS, WORKER, stats_from_hash
 from shoal.coordinator.throttle import AutoThrottle, DomainDelays
-from shoal.queue import Commit, CrawlQueues, Scheduled, frontier_member
+from shoal.queue import Commit, CrawlQueues, DispatchResult, Scheduled, frontier_member
 from shoal.spiders import CrawlStats, ItemList, Spider
 
 _item_encoder = msgspec.json.Encoder(enc_hook=str)
@@ -221,18 +221,17 @@ class CrawlEngine:
 
     # -- the loop -------------------------------------------------------------------------------
 
-    async def _dispatch(self) -> tuple[bool, int]:
-        """Dispatch what capacity allows; returns (idle, ms until a delayed domain may go, or -1)."""
+    async def _dispatch(self) -> DispatchResult:
+        """Dispatch what capacity allows."""
         spider = self.spider
         self._turn += 1
-        result = await self.queues.dispatch(
+        return await self.queues.dispatch(
             self.sessions.session_ids,
             spider.concurrent_requests,
             spider.concurrent_requests_per_domain,
             self.delays.default_ms,
             self._turn,
         )
-        return result.frontier == 0 and result.inflight == 0, result.wait_ms
 
     async def _consume_pending(self) -> None:
         """Process the responses this crawl's coordinator read before but never committed."""
@@ -310,9 +309,15 @@ class CrawlEngine:
             entries = await self.queues.read_responses(_READ_COUNT, int(_CONTROL_EVERY_S * 1000))
         else:
             await self._set_state("running")
-            idle, wait = await self._dispatch()
-            if idle:
+            dispatched = await self._dispatch()
+            wait = dispatched.wait_ms
+            if dispatched.frontier == 0 and dispatched.inflight == 0:
                 return False
+            if dispatched.inflight == 0 and wait >= 0:
+                # Nothing can come back: wait for the delayed domain on this clock; a blocked read would end
+                # only at Redis's next tick (up to 100 ms late at its default hz), slowing delayed crawls.
+                await asyncio.sleep(min(wait / 1000, _CONTROL_EVERY_S))
+                return True
             entries = await self.queues.read_responses(_READ_COUNT, wait if wait >= 0 else 1000)
         if entries:
             await self._consume(entries)
