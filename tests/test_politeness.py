@@ -205,6 +205,32 @@ def test_robots_txt_is_fetched_once_and_its_crawl_delay_or_request_rate_spaces_r
     assert (len(result.stats.workers_requests_count) > 1) == (workers > 1)  # the workers shared the pages
 
 
+class StartSpider(Spider):
+    """Fetches exactly its start URLs with robots.txt obeyed."""
+
+    name = "start"
+    logging_level = 40
+    robots_txt_obey = True
+
+    def __init__(self, urls: list[str]):
+        self.start_urls = urls
+        super().__init__()
+
+    async def parse(self, response: Response):
+        yield {"url": response.url}
+
+
+async def _count(awaitable, expected: int) -> bool:
+    return await awaitable == expected
+
+
+async def _until(check, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
 async def test_requests_held_for_robots_txt_survive_a_coordinator_restart(redis_url):
     robots = "User-agent: *\nDisallow: /private/\n"
     with serve(Domain(robots=robots, robots_wait=1.0, pages=4, private=2)) as site:
@@ -231,32 +257,6 @@ async def test_requests_held_for_robots_txt_survive_a_coordinator_restart(redis_
     assert sorted(site.paths()) == sorted(["/robots.txt"] + [f"/page/{n}" for n in range(4)])
     assert stats.robots_disallowed_count == 2
     assert stats.requests_count == 4
-
-
-class StartSpider(Spider):
-    """Fetches exactly its start URLs with robots.txt obeyed."""
-
-    name = "start"
-    logging_level = 40
-    robots_txt_obey = True
-
-    def __init__(self, urls: list[str]):
-        self.start_urls = urls
-        super().__init__()
-
-    async def parse(self, response: Response):
-        yield {"url": response.url}
-
-
-async def _count(awaitable, expected: int) -> bool:
-    return await awaitable == expected
-
-
-async def _until(check, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
 
 
 class BrowserSpider(PageSpider):
