@@ -64,9 +64,12 @@ return added
 
 DISPATCH = """
 local capacity, limit, delay, scan = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local n, first, group, stale_ms = (#KEYS - 5) / 2, tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
+local n, first, group, stale_ms = (#KEYS - 6) / 2, tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
 -- KEYS: 1 inflight, 2 the crawl's domain_inflight, 3 DOMAIN_NEXT, 4 stats, 5 DOMAIN_INFLIGHT, then per sid
--- its frontier and its job stream. Per-domain limits and delays count every crawl's requests.
+-- its frontier and its job stream, and last the crawl's domain_delay (domain -> that domain's own delay in
+-- ms: robots.txt floors, AutoThrottle; else `delay`). Per-domain limits and delays count every crawl's requests.
+local domain_delays = KEYS[#KEYS]
+local per_domain = redis.call('EXISTS', domain_delays) == 1
 -- budget: requests this crawl may still dispatch in all (max_pages), -1 for no limit
 local budget = tonumber(ARGV[8])
 local dispatched = tonumber(redis.call('HGET', KEYS[4], 'requests_dispatched') or '0')
@@ -114,7 +117,7 @@ for k = 0, n - 1 do
     sent = sent + 1
     return domain
   end
-  if room > 0 and limit == 0 and delay == 0 then
+  if room > 0 and limit == 0 and delay == 0 and not per_domain then
     local popped = redis.call('ZPOPMIN', frontier, room)
     for j = 1, #popped, 2 do send(popped[j]) end
   elseif room > 0 then
@@ -123,7 +126,8 @@ for k = 0, n - 1 do
       local nl = string.find(member, '\\n', 34, true)
       local domain = string.sub(member, 34, nl - 1)
       local ready = limit == 0 or tonumber(redis.call('HGET', KEYS[5], domain) or '0') < limit
-      if ready and delay > 0 then
+      local gap = per_domain and tonumber(redis.call('HGET', domain_delays, domain) or delay) or delay
+      if ready and gap > 0 then
         local next_at = tonumber(redis.call('HGET', KEYS[3], domain) or '0')
         if next_at > now then
           ready = false
@@ -133,7 +137,7 @@ for k = 0, n - 1 do
       if ready then
         redis.call('ZREM', frontier, member)
         send(member)
-        if delay > 0 then redis.call('HSET', KEYS[3], domain, now + delay) end
+        if gap > 0 then redis.call('HSET', KEYS[3], domain, now + gap) end
       end
     end
   end
@@ -224,7 +228,7 @@ class Scheduled:
     dont_filter: bool
     prefix: bytes
     tail: bytes
-    replay: bool = False  # answered from the response cache (development mode), not by a worker
+    key: str = ""  # the sorted set it goes to when not its sid's frontier (replay, held for robots.txt, disallowed)
 
 
 @dataclass(slots=True)
@@ -321,7 +325,7 @@ class CrawlQueues:
                     keys.ITEMS_MAXLEN,
                 ]
                 for request in commit.requests:
-                    target = keys.replay(self.crawl) if request.replay else keys.frontier(self.crawl, request.sid)
+                    target = request.key or keys.frontier(self.crawl, request.sid)
                     index = frontier_keys.setdefault(target, len(base) + len(frontier_keys) + 1)
                     args += [index, request.fp, int(request.dont_filter), request.prefix, request.tail]
                 args += commit.items
@@ -373,6 +377,8 @@ class CrawlQueues:
         yet processed, and jobs waiting in a stream. Jobs that waited longer than ``stale_ms``
         without a worker taking them stop counting for the other sids, so a sid whose pool is down
         never holds another sid's slots; each sid's waiting jobs stay bounded by ``capacity``.
+        ``per_domain`` bounds each domain's requests in flight over every crawl (0: no bound); two requests
+        to a domain are at least its own delay apart (``keys.domain_delay``), else ``delay_ms``.
         ``turn`` rotates which sid is served first. ``budget`` caps the requests the crawl dispatches in
         all (counted in its stats as ``requests_dispatched``); -1 for no cap.
         """
@@ -385,6 +391,7 @@ class CrawlQueues:
                 keys.stats(self.crawl),
                 keys.DOMAIN_INFLIGHT,
                 *stream_keys,
+                keys.domain_delay(self.crawl),
             ],
             args=[
                 capacity,

@@ -114,6 +114,30 @@ def routes(crawl: str) -> str:
     return _crawl(crawl, "routes")
 
 
+def domain_delay(crawl: str) -> str:
+    """Hash: domain -> its own minimum gap between requests in ms (robots.txt Crawl-delay / Request-rate
+    floors, AutoThrottle's current delay); dispatch uses it instead of the crawl's download_delay."""
+    return _crawl(crawl, "domain_delay")
+
+
+def robots(crawl: str) -> str:
+    """Hash: domain -> its robots.txt as fetched once for the crawl (empty when it allows everything:
+    404, 5xx, unreachable). A domain missing here has not had its robots.txt fetched yet."""
+    return _crawl(crawl, "robots")
+
+
+def robots_held(crawl: str, domain: str) -> str:
+    """Sorted set: frontier entries for ``domain`` held until its robots.txt is known, then moved to
+    their sid's frontier (or dropped as disallowed)."""
+    return _crawl(crawl, f"robots_held:{domain}")
+
+
+def robots_disallowed(crawl: str) -> str:
+    """Sorted set: URLs just found disallowed by robots.txt (deduplicated like any request), until the
+    coordinator counts them into ``robots_disallowed_count`` and empties it."""
+    return _crawl(crawl, "robots_disallowed")
+
+
 def sequence(crawl: str) -> str:
     """Integer: counter that keeps equal-priority requests in FIFO order."""
     return _crawl(crawl, "seq")

@@ -1,7 +1,9 @@
 """The messages that cross Redis: msgspec Structs encoded as msgpack, each with a version field.
 
 Nothing here is ever pickled. A payload that does not decode into the expected Struct, or carries
-another version, raises :class:`MessageError` with the reason, and the caller rejects it.
+another version, raises :class:`MessageError` with the reason, and the caller rejects it. A field added
+with a default keeps the version (older readers ignore it, newer ones default it); VERSION changes
+when a message's meaning does.
 """
 
 from typing import Any, TypeVar
@@ -94,6 +96,7 @@ class RequestRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     retries: int = 0
     fp: bytes = b""
     escalated: bool = False  # a retry moved to a costlier sid after a block
+    robots_txt: bool = False  # the domain's robots.txt, fetched for the coordinator: no callback runs
 
 
 class FetchJob(Message, kw_only=True):

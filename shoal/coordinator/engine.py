@@ -29,8 +29,10 @@ from shoal.coordinator.cache import CACHE_WORKER, ResponseCache
 from shoal.coordinator.escalation import Escalation
 from shoal.coordinator.quotas import Quotas
 from shoal.coordinator.records import from_record, to_record
+from shoal.coordinator.robots import RobotsTxt
 from shoal.coordinator.stats import DOMAIN_BYTES, FAILED, PROXY, SESSION, STATUS, WORKER, add_counts, read_stats
-from shoal.queue import Commit, CrawlQueues, Scheduled, frontier_member
+from shoal.coordinator.throttle import AutoThrottle, DomainDelays
+from shoal.queue import Commit, CrawlQueues, DispatchResult, Scheduled, frontier_member
 from shoal.spiders import CrawlStats, ItemList, Spider
 
 _item_encoder = msgspec.json.Encoder(enc_hook=str)
@@ -71,6 +73,9 @@ class CrawlEngine:
         self.log = spider.logger
         self.sessions = spider.session_manager
         self.queues = CrawlQueues(redis, crawl)
+        self.delays = DomainDelays(redis, crawl, spider.download_delay, AutoThrottle.of(spider))
+        self.robots = RobotsTxt(redis, crawl) if spider.robots_txt_obey else None
+        self._learned: list[Commit] = []  # robots.txt responses of the batch, committed after their release
         self.started = time.time()
         self._allowed = set(spider.allowed_domains or ())
         self.quotas = Quotas.of(spider)
@@ -97,8 +102,10 @@ class CrawlEngine:
         domain = request.domain.rsplit(":", 1)[0] if request.domain.count(":") == 1 else request.domain
         return any(domain == allowed or domain.endswith("." + allowed) for allowed in self._allowed)
 
-    def _schedule(self, request: Request, escalated: bool = False) -> Scheduled:
-        """Normalize, validate and encode ``request`` for the frontier; raises on a bad request."""
+    def _schedule(self, request: Request, escalated: bool = False) -> list[Scheduled]:
+        """Normalize, validate and encode ``request`` for the frontier (or where else it goes: the replay
+        set when the response cache has it; with robots.txt, held with the domain's robots.txt request,
+        or disallowed); raises on a bad request."""
         if not request.sid:
             request.sid = self.sessions.default_session_id
         if self.escalation and not escalated:
@@ -118,20 +125,22 @@ class CrawlEngine:
         record.escalated = escalated
         job = encode(FetchJob(crawl=self.crawl, request=record))
         prefix, tail = frontier_member(request.priority, request.domain, job)
-        replay = self.cache is not None and self.cache.has(fp)
-        return Scheduled(request.sid, fp, request.dont_filter, prefix, tail, replay)
+        if self.cache is not None and self.cache.has(fp):  # cached when robots.txt, if obeyed, allowed it
+            return [Scheduled(request.sid, fp, request.dont_filter, prefix, tail, keys.replay(self.crawl))]
+        scheduled = Scheduled(request.sid, fp, request.dont_filter, prefix, tail)
+        return self.robots.route(request, scheduled) if self.robots else [scheduled]
 
     async def _seed(self) -> None:
         batch: list[Scheduled] = []
         async for request in self.spider.start_requests():
             try:
-                batch.append(self._schedule(request))
+                batch += self._schedule(request)
             except (ValueError, TypeError) as e:
                 await self._spider_error(request, e)
             if len(batch) >= _SEED_BATCH:
-                await self.queues.commit([Commit(requests=batch)])
+                await self._commit([Commit(requests=batch)])
                 batch = []
-        await self.queues.commit([Commit(requests=batch)])
+        await self._commit([Commit(requests=batch)])
         await self.redis.hset(keys.state(self.crawl), "seeded", 1)
 
     # -- responses ------------------------------------------------------------------------------
@@ -152,7 +161,7 @@ class CrawlEngine:
                         self.log.debug("Filtered offsite request to: %s", result.url)
                         continue
                     try:
-                        requests.append(self._schedule(result))
+                        requests += self._schedule(result)
                     except (ValueError, TypeError) as e:
                         _count(stats, "failed_requests_count")
                         _count(stats, f"{FAILED}rejected")
@@ -207,7 +216,7 @@ class CrawlEngine:
         else:
             retry = await self.spider.retry_blocked_request(retry, response)
         try:
-            commit.requests = [self._schedule(retry, escalated)]
+            commit.requests = self._schedule(retry, escalated)
         except (ValueError, TypeError) as e:
             await self._spider_error(retry, e)
             return
@@ -238,6 +247,9 @@ class CrawlEngine:
             _count(stats, "failed_requests_count")
             _count(stats, f"{FAILED}rejected")
             self.log.error("Rejected the response to %s: %s", result.request.url, e)
+            return commit
+        if result.request.robots_txt and self.robots:
+            self._learn_robots(self.robots, result, commit)
             return commit
         try:
             if result.error is not None:
@@ -287,6 +299,7 @@ class CrawlEngine:
                 _count(stats, "cache_misses")
                 if not blocked:
                     self.cache.put(result)
+        self.delays.record(request.domain, result.elapsed, 200 <= result.status < 300 and not blocked, result.headers)
         if blocked:
             _count(stats, "blocked_requests_count")
             await self._retry_blocked(request, response, commit, stats)
@@ -297,15 +310,16 @@ class CrawlEngine:
 
     # -- the loop -------------------------------------------------------------------------------
 
-    async def _dispatch(self) -> tuple[bool, int]:
-        """Dispatch what capacity allows; returns (idle, ms until a delayed domain may go, or -1)."""
+    async def _dispatch(self) -> tuple[bool, DispatchResult]:
+        """Dispatch what capacity, politeness and quotas allow; returns whether the crawl is done, and what
+        the dispatcher saw."""
         spider = self.spider
         self._turn += 1
         result = await self.queues.dispatch(
             self.sessions.session_ids,
             spider.concurrent_requests,
             spider.concurrent_requests_per_domain,
-            int(spider.download_delay * 1000),
+            self.delays.default_ms,
             self._turn,
             0 if self.stop_reason else self.quotas.page_budget,
         )
@@ -313,8 +327,8 @@ class CrawlEngine:
             self.stop_reason = self.quotas.reached(result.dispatched, self._items, time.time() - self.started)
             if self.stop_reason:
                 self.log.info("Stopping crawl %s: %s", self.crawl, self.stop_reason)
-        done = result.frontier == 0 or bool(self.stop_reason)
-        return done and result.inflight == 0, result.wait_ms
+        done = (result.frontier == 0 or bool(self.stop_reason)) and result.inflight == 0
+        return done, result
 
     async def _replay(self, cache: ResponseCache) -> None:
         """Answer the requests waiting for the response cache (development mode) from it."""
@@ -334,16 +348,37 @@ class CrawlEngine:
 
     async def _consume(self, entries: list[tuple[str, bytes]]) -> None:
         commits = [await self._process(entry_id, payload) for entry_id, payload in entries]
+        learned, self._learned = self._learned, []
+        await self._commit([commit for commit in commits if all(commit is not done for done in learned)])
+        if learned and self.robots:  # robots.txt responses are acknowledged once their held requests are released
+            for commit in learned:
+                await self.robots.release(commit.domain)
+            await self._commit(learned)
+
+    async def _commit(self, commits: list[Commit]) -> None:
+        """Commit, keep the live stats up to date, count the requests robots.txt disallowed, and write the
+        delays that changed."""
         for commit, added in zip(commits, await self.queues.commit(commits), strict=True):
             if added < 0:  # processed before (by a coordinator that died before it could read the answer)
                 self._items -= len(commit.items)
             elif commit.stats:
                 add_counts(self.spider.stats, commit.stats)
+        if self.robots:
+            await self.robots.count_disallowed()
+        await self.delays.flush()
+
+    def _learn_robots(self, robots: RobotsTxt, result: FetchResult, commit: Commit) -> None:
+        """Read a domain's robots.txt: its requests are routed by it from now on, its delay floor raised."""
+        domain = robots.learn(result)
+        self.delays.obey_robots(domain, robots.delay(domain))
+        commit.stats = {"robots_txt_count": 1}
+        self._learned.append(commit)
 
     async def run(self, output: str | Path | None = None) -> CrawlStats:
         """Run the crawl to its end (resuming it if it was already started) and return its stats;
         with ``output``, the items are written there (format by extension) before it is marked finished."""
         await self.queues.create({sid: self.sessions.get(sid).kind for sid in self.sessions.session_ids})
+        await self.delays.load(await self.robots.load() if self.robots else {})
         resuming = bool(await self.redis.hget(keys.state(self.crawl), "seeded"))
         started = await self.redis.hget(keys.state(self.crawl), "started")
         self.started = float(started) if started else self.started
@@ -409,9 +444,15 @@ class CrawlEngine:
             await self._set_state("running")
             if self.cache is not None:
                 await self._replay(self.cache)
-            idle, wait = await self._dispatch()
-            if idle:
+            done, dispatched = await self._dispatch()
+            wait = dispatched.wait_ms
+            if done:
                 return False
+            if dispatched.inflight == 0 and wait >= 0:
+                # Nothing can come back: wait for the delayed domain on this clock; a blocked read would end
+                # only at Redis's next tick (up to 100 ms late at its default hz), slowing delayed crawls.
+                await asyncio.sleep(min(wait / 1000, _CONTROL_EVERY_S))
+                return True
             entries = await self.queues.read_responses(_READ_COUNT, wait if wait >= 0 else 1000)
         if entries:
             await self._consume(entries)
@@ -469,6 +510,7 @@ class CrawlEngine:
         stats.concurrent_requests_per_domain = spider.concurrent_requests_per_domain
         stats.download_delay = spider.download_delay
         stats.autothrottle_enabled = spider.autothrottle_enabled
+        stats.autothrottle_delays = self.delays.autothrottle_delays()
         stats.log_levels_counter = spider.log_counter.get_counts()
         return stats
 

@@ -13,6 +13,7 @@ COUNTERS = (
     "failed_requests_count",
     "offsite_requests_count",
     "robots_disallowed_count",
+    "robots_txt_count",
     "cache_hits",
     "cache_misses",
     "response_bytes",

@@ -103,6 +103,7 @@ class CrawlStats:
     failed_requests_by_kind: dict = field(default_factory=dict)  # shoal: timeout, connection, dns, rejected, ...
     offsite_requests_count: int = 0
     robots_disallowed_count: int = 0
+    robots_txt_count: int = 0  # shoal: robots.txt files fetched (not in requests_count)
     cache_hits: int = 0
     cache_misses: int = 0
     response_bytes: int = 0
@@ -153,6 +154,7 @@ class CrawlStats:
             "failed_requests_by_kind": self.failed_requests_by_kind,
             "offsite_requests_count": self.offsite_requests_count,
             "robots_disallowed_count": self.robots_disallowed_count,
+            "robots_txt_count": self.robots_txt_count,
             "cache_hits": self.cache_hits,
             "cache_misses": self.cache_misses,
             "blocked_requests_count": self.blocked_requests_count,

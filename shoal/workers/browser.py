@@ -291,7 +291,11 @@ class BrowserSession:
                 )
             if args["wait"]:
                 await page.wait_for_timeout(float(args["wait"]))
-            body = (await page.content()).encode()
+            received = await response.all_headers() if response else {}
+            if "html" in received.get("content-type", "html"):  # as in Scrapling: the rendered page
+                body = (await page.content()).encode()
+            else:  # text, JSON, robots.txt ... as the server sent it, not wrapped in Chromium's viewer page
+                body = await response.body()
             cookies = await holder.context.cookies(page.url)
             return FetchResult(
                 crawl=crawl,
@@ -299,7 +303,7 @@ class BrowserSession:
                 url=page.url,
                 status=response.status if response else 200,
                 reason=response.status_text if response else "",
-                headers=list((await response.all_headers()).items()) if response else [],
+                headers=list(received.items()),
                 cookies={cookie["name"]: cookie["value"] for cookie in cookies},
                 body=body,
                 elapsed=time.perf_counter() - started,

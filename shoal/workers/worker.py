@@ -106,6 +106,8 @@ class Worker:
         """Work until ``stop`` is set, then finish (or hand back) held jobs and close sessions. While Redis
         is unreachable the worker waits and retries, backing off up to MAX_BACKOFF_S between attempts."""
         log.info("worker %s serving %s sessions (%s)", self.name, self.kind, ", ".join(self.streams.sids) or "all")
+        if self.kind == "http":  # loaded before the worker registers: its first fetch waits for no import
+            import shoal.workers.http  # noqa: F401
         next_maintenance, backoff = 0.0, 0.0
         try:
             while not stop.is_set():
