@@ -206,7 +206,8 @@ def test_crawl_spider_finds_every_product_once_across_two_workers(shop, redis_ur
     assert sorted(map(str, result.items)) == sorted(map(str, expected))
     # every listing page and product once, although related links point at products many times over
     assert result.stats.requests_count == shop.site.pages + len(expected)
-    assert len(result.stats.workers_requests_count) == 2
+    # (How two workers share the load is shown in test_crawl; this crawl can end before a worker's
+    # once-a-second look for new crawls, so one worker may fetch it all.)
 
 
 class CatalogCrawler(CrawlSpider):
