@@ -237,9 +237,10 @@ async def _local_crawl(spider: Spider, options: LocalOptions) -> AsyncIterator[t
         finally:
             holding.cancel()
             queues = CrawlQueues(redis, crawl_id)
-            await queues.retire()
-            if not spider.crawldir:  # it cannot be resumed: what it holds of the shared counts goes back
-                await queues.release_domains()
+            if spider.crawldir:  # resumable: it keeps its part of the shared per-domain counts
+                await queues.retire()
+            else:
+                await queues.end()
             await leases.release(crawl_id)
             await workers.stop()
             await redis.aclose()

@@ -420,8 +420,10 @@ class CrawlQueues:
             args=[entry, result, sid, domain],
         )  # fmt: skip
 
-    async def release_domains(self) -> None:
-        """Give back this crawl's part of the shared per-domain counts (it ended with requests in flight)."""
+    async def end(self) -> None:
+        """The crawl ended for good (finished, failed, cancelled, or cannot be resumed): retire its job streams
+        and give back its part of the shared per-domain counts (what it still had in flight)."""
+        await self.retire()
         await self._release_domains(keys=[keys.domain_inflight(self.crawl), keys.DOMAIN_INFLIGHT])
 
     async def inflight(self) -> int:

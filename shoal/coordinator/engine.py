@@ -414,11 +414,11 @@ class CrawlEngine:
         finally:
             await self.spider.on_close()
         await self._sync_stats()
-        await self.queues.retire()
         if self.pausing:
+            await self.queues.retire()
             await self._set_state("paused")
             return await self.stats()
-        await self.queues.release_domains()
+        await self.queues.end()
         if output:
             (await self.item_list()).export(output)
         await self._set_state("finished", finished=time.time(), stop_reason=self.stop_reason)
@@ -464,13 +464,8 @@ class CrawlEngine:
         live stats are brought up to date as often."""
         if time.monotonic() - self._control_read >= _CONTROL_EVERY_S:
             self._control_read = time.monotonic()
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.hget(keys.state(self.crawl), "control")
-                pipe.exists(keys.spec(self.crawl))
-                control, spec = await pipe.execute()
-            if not spec:
-                raise CrawlStateLost(self.crawl)
-            self._control = control or b"run"
+            await self._check_state()
+            self._control = await self.redis.hget(keys.state(self.crawl), "control") or b"run"
             await self._sync_stats()
         return self._control
 

@@ -192,9 +192,7 @@ class Coordinator:
             await self._fail(crawl, str(e) if lost else "".join(traceback.format_exception(e)))
             if lost:
                 await self.redis.sadd(keys.CRAWLS, crawl)  # so that `shoal status` lists it, failed, with the reason
-            queues = CrawlQueues(self.redis, crawl)
-            await queues.retire()
-            await queues.release_domains()
+            await CrawlQueues(self.redis, crawl).end()
             await self._expire(crawl)
         finally:
             with contextlib.suppress(RedisError):  # if Redis is unreachable, the lease runs out by itself
@@ -216,9 +214,7 @@ class Coordinator:
         """A cancelled crawl: delete every key but its state, which says ``cancelled`` for RETENTION_S."""
         await self.redis.hset(keys.state(crawl), mapping={"state": "cancelled", "finished": time.time()})
         await self.redis.expire(keys.state(crawl), RETENTION_S)
-        queues = CrawlQueues(self.redis, crawl)
-        await queues.retire()
-        await queues.release_domains()
+        await CrawlQueues(self.redis, crawl).end()
         doomed = [key for key in await self._crawl_keys(crawl) if key.decode() != keys.state(crawl)]
         if doomed:
             await self.redis.delete(*doomed)

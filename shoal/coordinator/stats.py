@@ -27,6 +27,15 @@ COUNTERS = (
 #: ``failed:timeout`` is ``failed_requests_by_kind["timeout"]``.
 STATUS, SESSION, DOMAIN_BYTES, WORKER, PROXY = "status:", "sid:", "domain_bytes:", "worker:", "proxy:"
 FAILED = "failed:"
+#: The CrawlStats dict each prefix counts into.
+_TABLES = {
+    STATUS: "response_status_count",
+    SESSION: "sessions_requests_count",
+    WORKER: "workers_requests_count",
+    DOMAIN_BYTES: "domains_response_bytes",
+    FAILED: "failed_requests_by_kind",
+    PROXY: "proxies_requests_count",
+}
 
 
 def add_counts(stats: CrawlStats, counts: dict[str, int]) -> None:
@@ -36,20 +45,15 @@ def add_counts(stats: CrawlStats, counts: dict[str, int]) -> None:
             setattr(stats, name, getattr(stats, name) + value)
             continue
         prefix, sep, key = name.partition(":")
-        table = {
-            STATUS: stats.response_status_count,
-            SESSION: stats.sessions_requests_count,
-            WORKER: stats.workers_requests_count,
-            DOMAIN_BYTES: stats.domains_response_bytes,
-            FAILED: stats.failed_requests_by_kind,
-            PROXY: stats.proxies_requests_count,
-        }.get(prefix + sep)
-        if table is None:  # shoal's own counters without a CrawlStats field (dead_letters, callback_errors ...)
-            table, key = stats.custom_stats, name
-        elif table is stats.response_status_count:
-            key = f"status_{key}"
+        prefix += sep
+        if prefix not in _TABLES:  # shoal's own counters without a CrawlStats field (dead_letters, callback_errors ...)
+            stats.custom_stats[name] = stats.custom_stats.get(name, 0) + value
+            continue
+        table = getattr(stats, _TABLES[prefix])
+        key = f"status_{key}" if prefix == STATUS else key
         table[key] = table.get(key, 0) + value
-    stats.proxies = sorted(stats.proxies_requests_count)
+        if prefix == PROXY:
+            stats.proxies = sorted(table)
 
 
 def stats_from_hash(fields: dict[bytes, bytes]) -> CrawlStats:
