@@ -9,7 +9,7 @@ PAGE = b"""<html><head><title>Shop</title></head><body>
 
 
 def make(body: bytes = PAGE, request: Request | None = None, **kwargs) -> Response:
-    return Response("https://shop.test/list", 200, body, {"Content-Type": "text/html"}, request=request, **kwargs)
+    return Response("https://shop.test/list", body, headers={"Content-Type": "text/html"}, request=request, **kwargs)
 
 
 async def parse(response):
@@ -27,8 +27,8 @@ def test_css_text_attr_get_getall():
 def test_re_and_re_first():
     response = make()
     assert response.css(".price::text").re(r"[\d.]+") == ["9.50"]
-    assert response.re_first(r"\$(\d+)") == "9"
-    assert response.re_first(r"nothing(\d)", default="none") == "none"
+    assert response.css(".price::text").re_first(r"\$(\d+)") == "9"
+    assert response.css("h1::text").re_first(r"nothing(\d)", default="none") == "none"
 
 
 def test_headers_are_case_insensitive():
@@ -40,13 +40,13 @@ def test_headers_are_case_insensitive():
 
 def test_text_decodes_declared_encoding():
     body = "<p>café</p>".encode("latin-1")
-    response = Response("https://x.test", 200, body, {"content-type": "text/html; charset=ISO-8859-1"})
+    response = Response("https://x.test", body, headers={"content-type": "text/html; charset=ISO-8859-1"})
     assert response.css("p::text").get() == "café"
     assert response.encoding == "cp1252"  # WHATWG maps latin-1 to windows-1252
 
 
 def test_binary_body_does_not_break_selectors():
-    response = Response("https://x.test/bin", 200, bytes(range(256)) * 4, {"content-type": "application/octet-stream"})
+    response = Response("https://x.test/bin", bytes(range(256)) * 4, headers={"content-type": "application/octet-stream"})
     assert response.css("a::attr(href)").getall() == []
 
 

@@ -83,9 +83,9 @@ def test_no_sessions_is_a_session_configuration_error():
 
 async def test_default_hooks():
     spider = Minimal()
-    response = Response("https://e.com", 403)
+    response = Response("https://e.com", status=403)
     assert await spider.is_blocked(response) is True
-    assert await spider.is_blocked(Response("https://e.com", 200)) is False
+    assert await spider.is_blocked(Response("https://e.com", status=200)) is False
     assert await spider.on_scraped_item({"a": 1}) == {"a": 1}
     request = Request("https://e.com")
     assert await spider.retry_blocked_request(request, response) is request

@@ -132,7 +132,7 @@ def run(spider, redis_url, **options):
 
 
 def html_response(body: str, url: str = "http://127.0.0.1:1/dir/page") -> Response:
-    return Response(url, body=body.encode(), headers={"Content-Type": "text/html; charset=utf-8"})
+    return Response(url, body.encode(), headers={"Content-Type": "text/html; charset=utf-8"})
 
 
 def test_link_extractor_reads_a_and_area_hrefs_absolute_canonical_and_once():

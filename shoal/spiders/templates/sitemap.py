@@ -64,7 +64,7 @@ class SitemapSpider(RuleDispatch, Spider):
     async def start_requests(self) -> AsyncGenerator[Request, None]:
         """A request per ``sitemap_urls`` entry, parsed as a sitemap (or robots.txt)."""
         if not self.sitemap_urls:
-            raise RuntimeError(f"{type(self).__name__} needs sitemap_urls")
+            raise RuntimeError(f"{type(self).__name__} needs `sitemap_urls`")
         for url in self.sitemap_urls:
             yield Request(url, sid=self.session_manager.default_session_id, callback=self.parse_sitemap)
 
@@ -86,7 +86,7 @@ class SitemapSpider(RuleDispatch, Spider):
     async def parse_sitemap(self, response: Response) -> AsyncGenerator[Request, None]:
         """The callback of sitemap, sitemap index and robots.txt responses."""
         if urlsplit(response.url).path.endswith("/robots.txt"):
-            for url in Protego.parse(response.text).sitemaps:
+            for url in Protego.parse(response.body.decode(response.encoding, errors="replace")).sitemaps:
                 yield response.follow(url, callback=self.parse_sitemap)
             return
         try:
