@@ -46,7 +46,9 @@ def test_text_decodes_declared_encoding():
 
 
 def test_binary_body_does_not_break_selectors():
-    response = Response("https://x.test/bin", bytes(range(256)) * 4, headers={"content-type": "application/octet-stream"})
+    response = Response(
+        "https://x.test/bin", bytes(range(256)) * 4, headers={"content-type": "application/octet-stream"}
+    )
     assert response.css("a::attr(href)").getall() == []
 
 

@@ -109,9 +109,13 @@ def test_adding_a_sid_twice_is_an_error():
         manager.add("http", FetcherSession())
 
 
-def test_only_shoal_sessions_can_be_added():
-    with pytest.raises(TypeError, match=r"must be a session from shoal\.fetchers"):
-        SessionManager().add("http", object())
+def test_a_spider_with_a_session_that_is_not_from_shoal_fetchers_fails_when_built():
+    class Foreign(Minimal):
+        def configure_sessions(self, manager):
+            manager.add("http", object())
+
+    with pytest.raises(SessionConfigurationError, match=r"session 'http' must be a session from shoal\.fetchers"):
+        Foreign()
 
 
 def test_removing_the_default_moves_it_to_the_first_remaining():

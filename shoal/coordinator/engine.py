@@ -395,6 +395,7 @@ class CrawlEngine:
         self._items = self.spider.stats.items_scraped
         if self.escalation:
             await self.escalation.load()
+        self.spider.attach_engine(self)
         await self.spider.on_start(resuming=resuming)
         try:
             if resuming:
@@ -419,6 +420,7 @@ class CrawlEngine:
                     await self._check_state()
                     raise
         finally:
+            self.spider.attach_engine(None)
             await self.spider.on_close()
         await self._sync_stats()
         if self.pausing:

@@ -3,7 +3,7 @@
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shoal.common.request import Request
 from shoal.spiders.result import CrawlResult, CrawlStats
@@ -15,6 +15,12 @@ if TYPE_CHECKING:
 BLOCKED_CODES = frozenset({401, 403, 407, 429, 444, 500, 502, 503, 504})
 #: shoal's per-crawl quotas; arguments of these names set them (after ``__init__`` runs).
 QUOTA_ATTRIBUTES = ("max_pages", "max_items", "max_duration")
+
+
+class Pausable(Protocol):
+    """What runs a spider's crawl, as ``Spider.pause()`` sees it."""
+
+    def pause(self) -> None: ...
 
 
 class SessionConfigurationError(Exception):
@@ -90,7 +96,16 @@ class Spider:
             raise SessionConfigurationError(f"Error in {type(self).__name__}.configure_sessions(): {e}") from e
         if len(self._session_manager) == 0:
             raise SessionConfigurationError(f"{type(self).__name__}.configure_sessions() did not add any sessions")
+        for sid in self._session_manager.session_ids:
+            session = self._session_manager.get(sid)
+            if not isinstance(getattr(session, "kind", None), str):
+                raise SessionConfigurationError(
+                    f"{type(self).__name__}.configure_sessions(): session '{sid}' must be a session from "
+                    f"shoal.fetchers (FetcherSession, AsyncDynamicSession, AsyncStealthySession), "
+                    f"got {type(session).__name__}"
+                )
         self._stats: CrawlStats | None = None
+        self._engine: Pausable | None = None
         self.logger.info("Spider initialized")
 
     def _setup_logger(self) -> None:
@@ -171,6 +186,18 @@ class Spider:
 
         async for item in stream_spider(self, **options):
             yield item
+
+    def pause(self) -> None:
+        """Pause the running crawl gracefully, as Ctrl+C does: nothing more is dispatched, what is in flight
+        is processed, then the crawl ends resumable (``start()`` returns with ``paused=True``; on the service
+        the crawl stays paused until ``shoal resume``)."""
+        if self._engine is None:
+            raise RuntimeError("No active crawl to stop")
+        self._engine.pause()
+
+    def attach_engine(self, engine: Pausable | None) -> None:
+        """Called by the engine running this spider's crawl when it starts (and with None when it ends)."""
+        self._engine = engine
 
     @property
     def stats(self) -> CrawlStats:
