@@ -6,8 +6,8 @@ The pages are the demo shop's (listing pages of 20 products; product pages of 15
 parsed from its bytes and asked what the bench spider asks (bench/run.py): on a listing, the product
 links and the next page; on a product, the related links, the name and the price. The parsel side is
 what shoal's Response did before it was built on Scrapling's parser: decode the body (w3lib), then
-``parsel.Selector``. Prints, for each side, the median and the least milliseconds per page over the rounds (taken in turns,
-so that both sides see the same load on a busy machine).
+``parsel.Selector``. Prints, for each side, the median and the least milliseconds per page over the
+rounds (the sides take turns, so that both see the same load on a busy machine).
 """
 
 import argparse

@@ -35,6 +35,7 @@ from shoal.coordinator.stats import DOMAIN_BYTES, FAILED, PROXY, SESSION, STATUS
 from shoal.coordinator.throttle import AutoThrottle, DomainDelays
 from shoal.queue import Commit, CrawlQueues, DispatchResult, Scheduled, frontier_member
 from shoal.spiders import CrawlStats, ItemList, Spider
+from shoal.spiders.spider import CrawlControl
 
 _item_encoder = msgspec.json.Encoder(enc_hook=lambda value: dict(value) if isinstance(value, Mapping) else str(value))
 _SEED_BATCH = 500
@@ -89,6 +90,7 @@ class CrawlEngine:
         self.stop_reason = ""
         #: True once ``pause()`` was asked: the run ends, resumable, when nothing is in flight.
         self.pausing = False
+        self.control = CrawlControl()  # the spider's pause() sets its flag
         self._items = 0  # items stored, or about to be with the next commit
         self._turn = 0
         self._control = b"run"
@@ -395,7 +397,7 @@ class CrawlEngine:
         self._items = self.spider.stats.items_scraped
         if self.escalation:
             await self.escalation.load()
-        self.spider.attach_engine(self)
+        self.spider.attach_control(self.control)
         await self.spider.on_start(resuming=resuming)
         try:
             if resuming:
@@ -420,7 +422,7 @@ class CrawlEngine:
                     await self._check_state()
                     raise
         finally:
-            self.spider.attach_engine(None)
+            self.spider.attach_control(None)
             await self.spider.on_close()
         await self._sync_stats()
         if self.pausing:
@@ -441,6 +443,9 @@ class CrawlEngine:
 
     async def _step(self) -> bool:
         """One turn of the loop: dispatch (unless paused), then process what came back; False at the end."""
+        if self.control.pause_requested and not self.pausing:
+            self.log.info("Pausing crawl %s: the spider asked", self.crawl)
+            self.pause()
         control = await self._read_control()
         if control == b"cancel":
             raise CrawlCancelled(self.crawl)

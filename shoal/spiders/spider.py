@@ -3,7 +3,7 @@
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from shoal.common.request import Request
 from shoal.spiders.result import CrawlResult, CrawlStats
@@ -17,10 +17,12 @@ BLOCKED_CODES = frozenset({401, 403, 407, 429, 444, 500, 502, 503, 504})
 QUOTA_ATTRIBUTES = ("max_pages", "max_items", "max_duration")
 
 
-class Pausable(Protocol):
-    """What runs a spider's crawl, as ``Spider.pause()`` sees it."""
+class CrawlControl:
+    """What a spider may ask of the crawl running it: a plain flag the engine reads, so that the spider
+    reaches nothing of the engine (nor its Redis)."""
 
-    def pause(self) -> None: ...
+    def __init__(self) -> None:
+        self.pause_requested = False
 
 
 class SessionConfigurationError(Exception):
@@ -105,7 +107,7 @@ class Spider:
                     f"got {type(session).__name__}"
                 )
         self._stats: CrawlStats | None = None
-        self._engine: Pausable | None = None
+        self._control: CrawlControl | None = None
         self.logger.info("Spider initialized")
 
     def _setup_logger(self) -> None:
@@ -191,13 +193,13 @@ class Spider:
         """Pause the running crawl gracefully, as Ctrl+C does: nothing more is dispatched, what is in flight
         is processed, then the crawl ends resumable (``start()`` returns with ``paused=True``; on the service
         the crawl stays paused until ``shoal resume``)."""
-        if self._engine is None:
+        if self._control is None:
             raise RuntimeError("No active crawl to stop")
-        self._engine.pause()
+        self._control.pause_requested = True
 
-    def attach_engine(self, engine: Pausable | None) -> None:
+    def attach_control(self, control: CrawlControl | None) -> None:
         """Called by the engine running this spider's crawl when it starts (and with None when it ends)."""
-        self._engine = engine
+        self._control = control
 
     @property
     def stats(self) -> CrawlStats:
