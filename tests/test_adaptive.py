@@ -9,7 +9,9 @@ import redis
 from aiohttp import web
 
 from shoal.common import keys
+from shoal.common.sessions import check_request_kwargs
 from shoal.demo.site import serve_app
+from shoal.fetchers import AsyncDynamicSession, FetcherSession
 
 SPIDER = """
 from shoal.fetchers import FetcherSession
@@ -88,3 +90,15 @@ def test_an_element_auto_saved_by_one_crawl_is_found_adaptively_by_another_after
     store.delete(key)  # nothing saved any more: the element is not found (no local file answered before)
     lost = crawl_in_its_own_process(spider_file, redis_url, base, "find", tmp_path / "third.jsonl")
     assert lost == [{"price": None}]
+
+
+def test_selector_config_takes_scraplings_parser_arguments_and_refuses_a_storage_of_its_own():
+    FetcherSession(selector_config={"adaptive": True, "adaptive_domain": "shop.test", "keep_comments": False})
+    with pytest.raises(
+        TypeError, match=r"'selector_config' sets 'storage': shoal keeps adaptive selection data in Redis"
+    ):
+        FetcherSession(selector_config={"adaptive": True, "storage": object})
+    with pytest.raises(TypeError, match=r"'selector_config' has unknown key 'adaptiv' \(known: adaptive, "):
+        AsyncDynamicSession(selector_config={"adaptiv": True})
+    with pytest.raises(TypeError, match=r"argument 'selector_config' of Request to sid 'a' \(a http session\) key"):
+        check_request_kwargs("http", {"selector_config": {"adaptive": "yes"}}, where="Request to sid 'a'")
