@@ -512,6 +512,30 @@ async def test_rule_requests_carry_the_rules_own_callback_and_the_pages_meta():
     assert spider.inspected == expected  # process_request sees the same
 
 
+class MixedRules(CrawlSpider):
+    name = "mixed-rules"
+    start_urls = ["http://127.0.0.1:1/"]
+    rules = (
+        CrawlRule(LinkExtractor(allow=r"/item/"), callback="parse_item", follow=True),  # Scrapy's follow
+        CrawlRule(LinkExtractor(allow=r"/category/")),
+    )
+
+    async def parse_item(self, response: Response):
+        yield {"item": response.url}
+
+
+async def test_a_plain_rules_request_from_the_page_of_a_following_rule_goes_to_parse_without_the_rule_index():
+    spider = MixedRules()
+    url = "http://127.0.0.1:1/item/1"
+    response = Response(url, b'<a href="/category/2">c</a>', meta={"rule": 0, "depth": 2})
+    response.request = Request(url, callback=spider.parse_rule, meta={"rule": 0, "depth": 2})
+    results = [result async for result in spider.parse_rule(response)]
+    assert results[0] == {"item": url}
+    assert [(r.url, r.callback, r.meta) for r in results[1:]] == [
+        ("http://127.0.0.1:1/category/2", spider.parse, {"depth": 2})
+    ]
+
+
 class InspectedSitemap(SitemapSpider):
     name = "inspected-sitemap"
     sitemap_urls = ["http://127.0.0.1:1/sitemap.xml"]

@@ -118,6 +118,9 @@ class RuleDispatch:
             request = response.follow(url, callback=spider.parse_rule, meta={RULE_META_KEY: n})
         else:
             request = response.follow(url, callback=self.rule_callback(rule))
+            if request.callback == spider.parse_rule:  # inherited from a page of a rule that needed it
+                request.callback = spider.parse
+                request.meta.pop(RULE_META_KEY, None)
         if rule.priority is not None:
             request.priority = rule.priority
         if rule.process_request is not None:
