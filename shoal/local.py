@@ -311,14 +311,17 @@ async def stream_spider(spider: Spider, **options: Any) -> AsyncIterator[dict[st
     """``Spider.stream()``: run the crawl locally and yield items as they are stored."""
     async with _local_crawl(spider, LocalOptions(**options)) as (engine, workers):
         run = asyncio.create_task(workers.guard(engine.run()))
-        last = "0"
+        last, read = "0", 0
         try:
             while True:
                 finished = run.done()  # checked before reading, so the last items are read too
                 reply = await engine.redis.xread({keys.items(engine.crawl): last}, count=500, block=200)
                 for _, entries in reply or ():
                     for entry_id, fields in entries:
-                        last = entry_id
+                        last, read = entry_id, read + 1
+                        # As in Scrapling, the item is counted before it is yielded (the stats of the
+                        # commit that stored it may not be read back yet).
+                        spider.stats.items_scraped = max(spider.stats.items_scraped, read)
                         yield msgspec.json.decode(fields[b"i"])
                 if finished and not reply:
                     break

@@ -321,7 +321,7 @@ async def test_contexts_are_recycled_over_the_memory_limit_and_a_crashed_browser
         urls = [f"{shop.url}/product/{n}" for n in range(1, 9)]
         results = await asyncio.gather(*(fetch(RequestRecord(url=url, sid="d")) for url in urls))
         assert [result.error for result in results] == [None] * 8
-        assert [Response(r.url, r.status, r.body).css("h1::text").get() for r in results] == [
+        assert [Response(r.url, r.body, r.status).css("h1::text").get() for r in results] == [
             f"Product {n}" for n in range(1, 9)
         ]
         (browser,) = process._browsers.values()

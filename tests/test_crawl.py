@@ -320,3 +320,73 @@ def test_callbacks_see_live_stats_and_the_custom_stats_they_set_are_kept(shop, r
     assert result.stats.custom_stats["last"]["name"].startswith("Product ")
     assert max(spider.seen_counts) > 0  # the counters moved while the crawl ran
     assert spider.seen_counts == sorted(spider.seen_counts)
+
+
+class ProductPages(Spider):
+    name = "product-pages"
+    concurrent_requests = 8
+    logging_level = 30
+
+    def __init__(self, base: str, pages: int = 40):
+        self.start_urls = [f"{base}/product/{n}" for n in range(1, pages + 1)]
+        super().__init__()
+
+    async def parse(self, response: Response):
+        yield {"name": response.css("h1::text").get()}
+
+
+async def test_while_streaming_each_item_is_counted_in_the_stats_before_it_arrives(shop, redis_url):
+    spider = ProductPages(shop.url)
+    counts = [spider.stats.items_scraped async for _ in spider.stream(redis_url=redis_url)]
+    assert len(counts) == 40
+    assert [count >= n for n, count in enumerate(counts, 1)] == [True] * 40, counts
+
+
+class PausingSpider(ProductPages):
+    name = "pausing"
+    concurrent_requests = 1
+
+    async def parse(self, response: Response):
+        if self.stats.items_scraped >= 3:
+            self.pause()
+        async for item in super().parse(response):
+            yield item
+
+
+def test_spider_pause_ends_the_crawl_paused_with_the_items_so_far(shop, redis_url):
+    spider = PausingSpider(shop.url)
+    result = run(spider, redis_url)
+    assert result.paused and not result.completed
+    assert 4 <= len(result.items) < 40
+    with pytest.raises(RuntimeError, match="No active crawl to stop"):
+        spider.pause()
+
+
+class SelectedValuesSpider(Spider):
+    """Puts Scrapling's selector results (TextHandler, AttributesHandler) as they are into meta and items."""
+
+    name = "selected-values"
+    logging_level = 30
+
+    def __init__(self, base: str):
+        self.start_urls = [f"{base}/products"]
+        super().__init__()
+
+    async def parse(self, response: Response):
+        link = response.css("a.product").first
+        yield response.follow(link.attrib["href"], callback=self.parse_product, meta={"listed": link.text})
+
+    async def parse_product(self, response: Response):
+        yield {
+            "listed": response.meta["listed"],
+            "name": response.css("h1::text").get(),
+            "h1": response.css("h1")[0].attrib,
+        }
+
+
+def test_selector_results_go_into_meta_and_items_as_plain_values(shop, redis_url):
+    result = run(SelectedValuesSpider(shop.url), redis_url)
+    assert result.stats.failed_requests_count == 0
+    (item,) = result.items
+    assert item["name"] == "Product 1" and item["listed"] == "Product 1"
+    assert isinstance(item["h1"], dict)

@@ -71,7 +71,11 @@ class FaultySpider(Spider):
         yield {"page": response.css("h1::text").get()}
 
     async def text(self, response: Response):
-        yield {"path": response.url.rsplit("/", 1)[1], "p": response.css("p::text").get(), "text": response.text}
+        yield {
+            "path": response.url.rsplit("/", 1)[1],
+            "p": response.css("p::text").get(),
+            "text": response.body.decode(response.encoding, errors="replace"),
+        }
 
     async def big(self, response: Response):
         yield {"sid": response.request.sid, "size": len(response.body), "meta": response.meta}

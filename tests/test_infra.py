@@ -4,7 +4,7 @@ import urllib.request
 from pathlib import Path
 
 import redis
-from parsel import Selector
+from scrapling.parser import Selector
 
 from shoal.demo import ShopSite
 from shoal.redis_server import RedisServer, find_redis_server, server_version
@@ -40,7 +40,7 @@ def test_shop_listing_links_every_product_once(shop):
     site: ShopSite = shop.site
     found, page = [], "/products"
     while page:
-        html = Selector(text=urllib.request.urlopen(f"{shop.url}{page}").read().decode())
+        html = Selector(urllib.request.urlopen(f"{shop.url}{page}").read())
         found += html.css("a.product::attr(href)").getall()
         page = html.css("a.next::attr(href)").get()
     assert sorted(found) == sorted(f"/product/{n}" for n in range(1, site.products + 1))

@@ -9,7 +9,7 @@ PAGE = b"""<html><head><title>Shop</title></head><body>
 
 
 def make(body: bytes = PAGE, request: Request | None = None, **kwargs) -> Response:
-    return Response("https://shop.test/list", 200, body, {"Content-Type": "text/html"}, request=request, **kwargs)
+    return Response("https://shop.test/list", body, headers={"Content-Type": "text/html"}, request=request, **kwargs)
 
 
 async def parse(response):
@@ -27,8 +27,8 @@ def test_css_text_attr_get_getall():
 def test_re_and_re_first():
     response = make()
     assert response.css(".price::text").re(r"[\d.]+") == ["9.50"]
-    assert response.re_first(r"\$(\d+)") == "9"
-    assert response.re_first(r"nothing(\d)", default="none") == "none"
+    assert response.css(".price::text").re_first(r"\$(\d+)") == "9"
+    assert response.css("h1::text").re_first(r"nothing(\d)", default="none") == "none"
 
 
 def test_headers_are_case_insensitive():
@@ -40,13 +40,15 @@ def test_headers_are_case_insensitive():
 
 def test_text_decodes_declared_encoding():
     body = "<p>café</p>".encode("latin-1")
-    response = Response("https://x.test", 200, body, {"content-type": "text/html; charset=ISO-8859-1"})
+    response = Response("https://x.test", body, headers={"content-type": "text/html; charset=ISO-8859-1"})
     assert response.css("p::text").get() == "café"
     assert response.encoding == "cp1252"  # WHATWG maps latin-1 to windows-1252
 
 
 def test_binary_body_does_not_break_selectors():
-    response = Response("https://x.test/bin", 200, bytes(range(256)) * 4, {"content-type": "application/octet-stream"})
+    response = Response(
+        "https://x.test/bin", bytes(range(256)) * 4, headers={"content-type": "application/octet-stream"}
+    )
     assert response.css("a::attr(href)").getall() == []
 
 
@@ -114,3 +116,72 @@ def test_follow_needs_a_request():
 
     with pytest.raises(TypeError, match="no request"):
         make().follow("/p/1")
+
+
+CATALOG = b"""<html><head><title>Catalog</title></head><body>
+<div class="products">
+  <article class="product" data-id="1"><h3>Lamp</h3><span class="price">  $10.00 </span></article>
+  <article class="product" data-id="2"><h3>Desk</h3><span class="price">$99.50</span></article>
+  <article class="product" data-id="3"><h3>Chair</h3><span class="price">$45.00</span></article>
+</div>
+<p id="note">Free   shipping &amp; returns</p>
+<script>var ignored = 1;</script>
+</body></html>"""
+
+
+def catalog() -> Response:
+    return Response("https://shop.test/catalog", CATALOG, headers={"Content-Type": "text/html"})
+
+
+def test_scraplings_element_api_text_first_attrib_and_get_all_text():
+    response = catalog()
+    first = response.css("article.product").first
+    assert first.attrib["data-id"] == "1" and first["data-id"] == "1"
+    assert first.css("h3").first.text == "Lamp"
+    assert response.css("article.product").last.css("h3::text").get() == "Chair"
+    assert first.get_all_text(separator=" ", strip=True) == "Lamp $10.00"
+    assert "ignored" not in response.get_all_text()  # script text is left out
+    assert response.css("#note::text").get().clean() == "Free shipping & returns"
+    assert response.css("span.price::text").re_first(r"\$([\d.]+)") == "10.00"
+
+
+def test_scraplings_find_methods_and_similar_elements():
+    response = catalog()
+    assert [p.attrib["data-id"] for p in response.find_all("article", class_="product")] == ["1", "2", "3"]
+    assert response.find("article", {"data-id": "2"}).css("h3::text").get() == "Desk"
+    assert response.find_by_text("Chair").tag == "h3"
+    assert response.find_by_regex(r"\$99").text == "$99.50"
+    similar = response.css("article.product").first.find_similar()
+    assert [p.attrib["data-id"] for p in similar] == ["2", "3"]
+    assert [e.tag for e in response.css("article.product").first.below_elements] == ["h3", "span"]
+
+
+def test_json_body_and_scraplings_constructor_arguments():
+    response = Response(
+        url="https://api.test/items",
+        content=b'{"items": [1, 2]}',
+        status=201,
+        reason="Created",
+        cookies={"s": "1"},
+        headers={"Content-Type": "application/json"},
+        request_headers={"Accept": "application/json"},
+    )
+    assert response.json() == {"items": [1, 2]}
+    assert (response.status, response.reason, response.cookies) == (201, "Created", {"s": "1"})
+    assert response.request_headers == {"Accept": "application/json"}
+    assert response.body == b'{"items": [1, 2]}'
+
+
+def test_bodies_without_any_element_and_utf16_bodies_parse():
+    for body in (b"", b"   ", b"<!-- only a comment -->", b"<!DOCTYPE html>"):
+        response = Response("https://x.test", body)
+        assert response.css("p::text").get() is None and response.body == body
+    utf16 = "<p>héllo</p>".encode("utf-16")
+    response = Response("https://x.test", utf16)
+    assert response.css("p::text").get() == "héllo"
+    assert response.encoding == "utf-16-le" and response.body == utf16
+
+
+def test_markdown_of_the_page_leaves_out_scripts():
+    markdown = catalog().markdown(main_content_only=True)
+    assert "### Lamp" in markdown and "ignored" not in markdown

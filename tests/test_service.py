@@ -184,6 +184,29 @@ async def test_pause_stops_dispatch_losing_nothing_and_resume_finishes_with_the_
         assert (await crawl.stats()).requests_count == 63
 
 
+PAUSING_SPIDER = SHOP_SPIDER.replace(
+    "    async def parse_product(self, response: Response):\n",
+    """    async def parse_product(self, response: Response):
+        if self.stats.items_scraped >= 5 and not self.stats.custom_stats.get("paused"):
+            self.stats.custom_stats["paused"] = True  # once: custom stats outlive the pause
+            self.pause()
+""",
+)
+
+
+async def test_a_spider_that_pauses_itself_stays_paused_on_the_service_until_resumed(service, slow_shop, redis_url):
+    service.start("coordinator")
+    service.start("worker", "--kind", "http")
+    async with Client(redis_url) as client:
+        crawl = await client.submit(service.spider_file(PAUSING_SPIDER), url=slow_shop.url, download_delay=0.1)
+        paused = await wait_for(lambda: _settled(crawl, "paused"))
+        await asyncio.sleep(3.0)  # longer than a lease: a coordinator that took the crawl back would dispatch
+        assert (await crawl.status()).pages == paused.pages < 63
+        await crawl.resume()
+        await crawl.wait(60)
+        assert found([item async for item in crawl.items()]) == expected(slow_shop)
+
+
 async def _pages_at_least(crawl, pages: int):
     return (await crawl.status()).pages >= pages
 

@@ -83,9 +83,9 @@ def test_no_sessions_is_a_session_configuration_error():
 
 async def test_default_hooks():
     spider = Minimal()
-    response = Response("https://e.com", 403)
+    response = Response("https://e.com", status=403)
     assert await spider.is_blocked(response) is True
-    assert await spider.is_blocked(Response("https://e.com", 200)) is False
+    assert await spider.is_blocked(Response("https://e.com", status=200)) is False
     assert await spider.on_scraped_item({"a": 1}) == {"a": 1}
     request = Request("https://e.com")
     assert await spider.retry_blocked_request(request, response) is request
@@ -109,9 +109,13 @@ def test_adding_a_sid_twice_is_an_error():
         manager.add("http", FetcherSession())
 
 
-def test_only_shoal_sessions_can_be_added():
-    with pytest.raises(TypeError, match=r"must be a session from shoal\.fetchers"):
-        SessionManager().add("http", object())
+def test_a_spider_with_a_session_that_is_not_from_shoal_fetchers_fails_when_built():
+    class Foreign(Minimal):
+        def configure_sessions(self, manager):
+            manager.add("http", object())
+
+    with pytest.raises(SessionConfigurationError, match=r"session 'http' must be a session from shoal\.fetchers"):
+        Foreign()
 
 
 def test_removing_the_default_moves_it_to_the_first_remaining():

@@ -8,12 +8,14 @@ from aiohttp import web
 
 from shoal.demo.site import serve_app
 from shoal.spiders import (
+    ContentSpider,
     CrawlRule,
     CrawlSpider,
     CSVFeedSpider,
     LinkExtractor,
     Request,
     Response,
+    ShopifySpider,
     SitemapSpider,
     XMLFeedSpider,
 )
@@ -132,7 +134,7 @@ def run(spider, redis_url, **options):
 
 
 def html_response(body: str, url: str = "http://127.0.0.1:1/dir/page") -> Response:
-    return Response(url, body=body.encode(), headers={"Content-Type": "text/html; charset=utf-8"})
+    return Response(url, body.encode(), headers={"Content-Type": "text/html; charset=utf-8"})
 
 
 def test_link_extractor_reads_a_and_area_hrefs_absolute_canonical_and_once():
@@ -473,3 +475,205 @@ def test_csv_feed_spider_yields_per_row_with_its_dialect_and_skips_broken_rows(f
     ]
     expected = [{"feed": feed, **row} for feed in ("prices.csv", "prices.csv.gz") for row in rows]
     assert sorted(map(str, result.items)) == sorted(map(str, expected))
+
+
+# -- what rules and feeds hand the spider ---------------------------------------------------------------
+
+
+class InspectedRules(CrawlSpider):
+    name = "inspected-rules"
+    start_urls = ["http://127.0.0.1:1/"]
+    rules = (
+        CrawlRule(LinkExtractor(allow=r"/item/"), callback="parse_item", process_request="inspect"),
+        CrawlRule(LinkExtractor(allow=r"/category/"), process_request="inspect"),
+    )
+
+    def __init__(self):
+        self.inspected: list[tuple] = []
+        super().__init__()
+
+    def inspect(self, request: Request, response: Response) -> Request:
+        self.inspected.append((request.url.rsplit("/", 2)[1], request.callback, dict(request.meta)))
+        return request
+
+    async def parse_item(self, response: Response):
+        yield {"item": response.url}
+
+
+async def test_rule_requests_carry_the_rules_own_callback_and_the_pages_meta():
+    spider = InspectedRules()
+    url = "http://127.0.0.1:1/dir/page"
+    response = Response(url, b'<a href="/item/1">i</a><a href="/category/2">c</a>', meta={"depth": 1})
+    response.request = Request(url, meta={"depth": 1})
+    requests = [request async for request in spider.parse(response)]
+    # without a callback, a rule's request inherits the page's (None: parse), as response.follow() does
+    expected = [("item", spider.parse_item, {"depth": 1}), ("category", None, {"depth": 1})]
+    assert [(r.url.rsplit("/", 2)[1], r.callback, r.meta) for r in requests] == expected
+    assert spider.inspected == expected  # process_request sees the same
+
+
+class MixedRules(CrawlSpider):
+    name = "mixed-rules"
+    start_urls = ["http://127.0.0.1:1/"]
+    rules = (
+        CrawlRule(LinkExtractor(allow=r"/item/"), callback="parse_item", follow=True),  # Scrapy's follow
+        CrawlRule(LinkExtractor(allow=r"/category/")),
+    )
+
+    async def parse_item(self, response: Response):
+        yield {"item": response.url}
+
+
+async def test_a_plain_rules_request_from_the_page_of_a_following_rule_goes_to_parse_without_the_rule_index():
+    spider = MixedRules()
+    url = "http://127.0.0.1:1/item/1"
+    response = Response(url, b'<a href="/category/2">c</a>', meta={"rule": 0, "depth": 2})
+    response.request = Request(url, callback=spider.parse_rule, meta={"rule": 0, "depth": 2})
+    results = [result async for result in spider.parse_rule(response)]
+    assert results[0] == {"item": url}
+    assert [(r.url, r.callback, r.meta) for r in results[1:]] == [
+        ("http://127.0.0.1:1/category/2", spider.parse, {"depth": 2})
+    ]
+
+
+class InspectedSitemap(SitemapSpider):
+    name = "inspected-sitemap"
+    sitemap_urls = ["http://127.0.0.1:1/sitemap.xml"]
+
+    def rules(self):
+        return [CrawlRule(LinkExtractor(allow=r"/item/"), callback=self.parse_item), CrawlRule(LinkExtractor())]
+
+    async def parse_item(self, response: Response):
+        yield {"item": response.url}
+
+
+async def test_sitemap_rule_requests_carry_the_rules_callback_else_parse_and_the_sitemaps_meta():
+    spider = InspectedSitemap()
+    base = "http://127.0.0.1:1"
+    response = Response(f"{base}/sitemap.xml", urlset(base, ["/item/1", "/about"]).encode(), meta={"from": "map"})
+    response.request = Request(response.url, callback=spider._parse_sitemap, meta={"from": "map"})
+    requests = [request async for request in spider._parse_sitemap(response)]
+    assert [(r.url, r.callback, r.meta) for r in requests] == [
+        (f"{base}/item/1", spider.parse_item, {"from": "map"}),
+        (f"{base}/about", spider.parse, {"from": "map"}),
+    ]
+
+
+async def test_a_sitemap_spider_without_sitemap_urls_says_so_as_scrapling_does():
+    class NoMaps(SitemapSpider):
+        name = "no-maps"
+
+    with pytest.raises(RuntimeError, match="needs `sitemap_urls`"):
+        _ = [request async for request in NoMaps().start_requests()]
+
+
+async def test_a_malformed_xml_feed_logs_a_warning_and_yields_nothing():
+    spider = RssSpider("http://127.0.0.1:1")
+    warnings = Warnings()
+    spider.logger.addHandler(warnings)
+    response = Response("http://127.0.0.1:1/feed.rss", b"this is <<< not xml", headers={"Content-Type": XML})
+    assert [result async for result in spider.parse(response)] == []
+    assert warnings.messages == [
+        "Failed to parse XML feed from http://127.0.0.1:1/feed.rss: not well-formed XML: "
+        "Start tag expected, '<' not found, line 1, column 1 (<string>, line 1)"
+    ]
+
+
+# -- ShopifySpider and ContentSpider --------------------------------------------------------------------
+
+
+def shopify_app() -> web.Application:
+    """A Shopify store's JSON API: two collections with products (a variant in both), one empty."""
+    collections = [
+        {"handle": "lamps", "products_count": 1},
+        {"handle": "best-sellers", "products_count": 2},
+        {"handle": "empty", "products_count": 0},
+    ]
+    lamp = {
+        "title": "Lamp",
+        "handle": "lamp",
+        "vendor": "Acme",
+        "body_html": "<p>A <b>bright</b> lamp</p>",
+        "images": [{"src": "https://cdn.test/lamp.jpg"}],
+        "variants": [{"id": 11, "title": "Default Title", "price": "10.00", "available": True, "sku": "L1"}],
+    }
+    desk = {
+        "title": "Desk", "handle": "desk", "vendor": "Acme", "body_html": None, "images": [],
+        "variants": [
+            {"id": 21, "title": "Oak", "price": "99.00", "available": False, "compare_at_price": "120.00"},
+            {"id": 22, "title": "Pine", "price": "89.00", "available": True, "compare_at_price": "0.00"},
+        ],
+    }  # fmt: skip
+    products = {"lamps": [lamp], "best-sellers": [lamp, desk]}
+
+    async def collections_page(request):
+        page = int(request.query["page"])
+        return web.json_response({"collections": collections if page == 1 else []})
+
+    async def products_page(request):
+        page = int(request.query["page"])
+        return web.json_response({"products": products[request.match_info["handle"]] if page == 1 else []})
+
+    app = web.Application()
+    app.router.add_get("/collections.json", collections_page)
+    app.router.add_get("/collections/{handle}/products.json", products_page)
+    return app
+
+
+class LocalShopify(ShopifySpider):
+    name = "local-shopify"
+    logging_level = 30
+    collections_url = "http://{website}/collections.json?page={page}&limit=250"
+    products_url = "http://{website}/collections/{handle}/products.json?page={page}&limit=250"
+
+    def __init__(self, base: str):
+        self.target_website = base
+        super().__init__()
+
+
+def test_shopify_spider_yields_each_variant_of_the_store_once(redis_url):
+    url, stop = serve_app(shopify_app())
+    try:
+        result = run(LocalShopify(url), redis_url)
+    finally:
+        stop()
+    host = url.split("://")[1]
+    items = sorted(result.items, key=lambda item: item["identifier"])
+    assert [(item["name"], item["category"], item["stock"], item["old_price"]) for item in items] == [
+        ("Lamp", "Lamps", None, ""),
+        ("Desk - Oak", "Best Sellers", 0, "120.00"),
+        ("Desk - Pine", "Best Sellers", None, ""),
+    ]
+    assert items[0]["description"] == "A bright lamp" and items[0]["sku"] == "L1"
+    assert items[0]["url"] == f"https://{host}/collections/lamps/products/lamp"
+    # collections pages 1-2, lamps pages 1-2, best-sellers pages 1-2; never the empty collection
+    assert result.stats.requests_count == 6
+
+
+class CatalogAsMarkdown(ContentSpider):
+    name = "catalog-markdown"
+    allowed_domains = {"127.0.0.1"}
+    logging_level = 30
+
+    def rules(self):
+        return [CrawlRule(LinkExtractor(allow=r"/(category/\d+|item/1-\d)$", restrict_css="#content, ul"))]
+
+
+def test_content_spider_turns_each_page_into_markdown_items_and_files(catalog, redis_url, tmp_path):
+    spider = CatalogAsMarkdown()
+    spider.start_urls = [f"{catalog}/"]
+    spider.output_dir = str(tmp_path / "pages")
+    result = run(spider, redis_url)
+    pages = {item["url"].split("/", 3)[3]: item for item in result.items}
+    assert sorted(pages) == ["", "category/1", "category/2", "category/3", "item/1-1", "item/1-2", "item/1-3"]
+    assert pages["item/1-2"]["markdown"].strip().startswith("Item 1-2\n=")
+    files = sorted(path.name for path in (tmp_path / "pages").iterdir())
+    assert len(files) == 7 and "127.0.0.1-{}-item-1-2.md".format(catalog.rsplit(":", 1)[1]) in files
+
+
+def test_content_spider_needs_allowed_domains():
+    class Unbounded(ContentSpider):
+        name = "unbounded"
+
+    with pytest.raises(ValueError, match="must set `allowed_domains`"):
+        Unbounded()

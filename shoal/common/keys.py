@@ -161,6 +161,13 @@ def failed(crawl: str) -> str:
     return _crawl(crawl, "failed")
 
 
+def adaptive(spider: str, site: str) -> str:
+    """Hash: identifier -> an element's properties (JSON, Scrapling's format) saved by adaptive selection
+    (``auto_save``) in spider ``spider``'s callbacks on pages of ``site`` (a registered domain, or
+    ``adaptive_domain``); read by ``adaptive=True``. Shared by every crawl of the spider; outlives them."""
+    return f"{PREFIX}:adaptive:{spider}:{site}"
+
+
 def crawl_keys(crawl: str) -> str:
     """Glob matching every key of a crawl (for cleaning up)."""
     return f"{PREFIX}:{{{crawl}}}:*"

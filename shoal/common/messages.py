@@ -6,6 +6,7 @@ with a default keeps the version (older readers ignore it, newer ones default it
 when a message's meaning does.
 """
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -144,7 +145,18 @@ S = TypeVar("S", bound=msgspec.Struct)
 #: arq's job (de)serializers wherever shoal uses arq: msgpack through msgspec, never pickle.
 ARQ_SERIALIZERS: dict[str, Any] = {"job_serializer": msgspec.msgpack.encode, "job_deserializer": msgspec.msgpack.decode}
 
-_encoder = msgspec.msgpack.Encoder()
+
+def plain(value: Any) -> Any:
+    """msgspec's enc_hook: Scrapling's selector results (TextHandler, a str; AttributesHandler, a Mapping) as
+    plain str and dict, so that what a callback selects can go into meta and items as it is."""
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise NotImplementedError
+
+
+_encoder = msgspec.msgpack.Encoder(enc_hook=plain)
 _decoders: dict[type, msgspec.msgpack.Decoder] = {}
 
 

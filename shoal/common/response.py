@@ -1,17 +1,24 @@
-"""Response: a fetched page as a spider callback sees it, with lxml-backed selectors (parsel)."""
+"""Response: a fetched page as a spider callback sees it, built on Scrapling's own parser.
 
-import json
+It is Scrapling's Response (a ``scrapling.parser.Selector``), so callbacks get Scrapling's whole selector API:
+``css``/``xpath`` with ``::text``/``::attr()``, ``.text``, ``.first``, ``.get()``/``.getall()``, ``.attrib``,
+``find``/``find_all``/``find_by_text``/``find_by_regex``/``find_similar``, ``get_all_text``, ``TextHandler.clean()``,
+adaptive selection, ``json()``, ``urljoin``, ``markdown()`` ... and shoal's ``follow``, ``meta`` and ``request``.
+"""
+
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import urljoin
 
-from parsel import Selector, SelectorList
-from w3lib.encoding import html_to_unicode
+from scrapling.engines.toolbelt.custom import Response as ScraplingResponse
+from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
 
 from shoal.common.request import Request
 
 # As in current Scrapling: a followed link is a plain GET unless these are given again.
 NON_INHERITED_KWARGS = frozenset({"method", "data", "json", "params", "files", "multipart"})
+
+# lxml reads these wrong from bytes (Scrapling drops NUL bytes before parsing): such bodies are parsed as UTF-8.
+_WIDE_ENCODINGS = ("utf-16", "utf-32", "utf_16", "utf_32")
 
 
 def _sniff(body: bytes) -> str:
@@ -21,6 +28,13 @@ def _sniff(body: bytes) -> str:
     except UnicodeDecodeError:
         return "cp1252"
     return "utf-8"
+
+
+def body_encoding(body: bytes, content_type: str | None) -> str:
+    """The encoding of ``body``: its BOM, else the Content-Type charset, else a ``<meta>`` declaration, else
+    UTF-8 if it is valid UTF-8, else Windows-1252 (as browsers do)."""
+    bom, _ = read_bom(body)
+    return bom or http_content_type_encoding(content_type) or html_body_declared_encoding(body[:4096]) or _sniff(body)
 
 
 class Headers(dict[str, str]):
@@ -40,90 +54,53 @@ class Headers(dict[str, str]):
         return super().get(name.lower(), default)
 
 
-class Response:
-    """A fetched page: status, headers, body, decoded text and CSS/XPath selectors.
+class Response(ScraplingResponse):
+    """A fetched page: Scrapling's Response (status, reason, headers, cookies, body, encoding, meta, and the
+    whole Selector API), with ``follow()`` making shoal Requests and ``request`` set by the coordinator.
 
-    ``css``/``xpath`` return parsel selector lists, so ``::text``, ``::attr(name)``, ``.get(default)``,
-    ``.getall()``, ``.re()`` and ``.re_first()`` work as in Scrapling.
+    The arguments are Scrapling's, with defaults: ``Response(url, content, status, reason, cookies, headers,
+    request_headers, encoding, method, history, meta, request=..., **selector_config)``. Without ``encoding``
+    it is found from the body's BOM, the Content-Type header, a ``<meta>`` declaration, else sniffed.
     """
 
     def __init__(
         self,
         url: str,
+        content: str | bytes = b"",
         status: int = 200,
-        body: bytes = b"",
-        headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
-        *,
         reason: str = "",
-        cookies: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | tuple[dict[str, str], ...] | None = None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        request_headers: Mapping[str, str] | None = None,
         encoding: str | None = None,
+        method: str = "GET",
+        history: list[Any] | None = None,
         meta: dict[str, Any] | None = None,
+        *,
         request: Request | None = None,
+        **selector_config: Any,
     ) -> None:
-        self.url = url
-        self.status = status
-        self.reason = reason
-        self.body = body
-        self.headers = Headers(headers)
-        self.cookies: dict[str, str] = dict(cookies or {})
-        self.meta: dict[str, Any] = meta if meta is not None else {}
+        body = content.encode("utf-8") if isinstance(content, str) else content
+        headers = Headers(headers or ())
+        if encoding is None:
+            encoding = "utf-8" if isinstance(content, str) else body_encoding(body, headers.get("content-type"))
+        parsed, parse_encoding = body, encoding
+        if encoding.lower().startswith(_WIDE_ENCODINGS):
+            parsed, parse_encoding = body.decode(encoding, errors="replace").encode("utf-8"), "utf-8"
+        args = (url, parsed, status, reason, cookies or {}, headers, request_headers or {}, parse_encoding)
+        # _log=False: Scrapling logs each fetch here; in shoal the worker fetched it and the crawl logs its own way.
+        super().__init__(*args, method, history, meta, _log=False, **selector_config)
+        if self._root is None:  # no element at all (empty, comment-only, doctype-only body): an empty document
+            super().__init__(url, b"<html/>", *args[2:], method, history, meta, _log=False, **selector_config)
+        self.url = url  # Scrapling puts adaptive_domain here; it only scopes the adaptive data
+        self.encoding = encoding
+        self._body = body
         self.request = request
-        self._encoding = encoding
-        self._text: str | None = None
-        self._selector: Selector | None = None
-
-    def _decode(self) -> None:
-        encoding, self._text = html_to_unicode(self.headers.get("content-type"), self.body, auto_detect_fun=_sniff)
-        self._encoding = self._encoding or encoding
 
     @property
-    def text(self) -> str:
-        """The body decoded with the declared (header, BOM or meta tag) encoding, else UTF-8 if it is valid
-        UTF-8, else Windows-1252 (as browsers do); bytes that do not decode become U+FFFD."""
-        if self._text is None:
-            if self._encoding:
-                self._text = self.body.decode(self._encoding, errors="replace")
-            else:
-                self._decode()
-        return self._text  # type: ignore[return-value]
-
-    @property
-    def encoding(self) -> str:
-        """The encoding used to decode the body."""
-        if self._encoding is None:
-            self._decode()
-        return self._encoding  # type: ignore[return-value]
-
-    @property
-    def selector(self) -> Selector:
-        """The parsed document (built on first use)."""
-        if self._selector is None:
-            self._selector = Selector(text=self.text or "<html></html>", base_url=self.url)
-        return self._selector
-
-    def css(self, query: str) -> SelectorList:
-        """Select with a CSS query; ``::text`` and ``::attr(name)`` are supported."""
-        return self.selector.css(query)
-
-    def xpath(self, query: str, **namespaces_and_variables: Any) -> SelectorList:
-        """Select with an XPath query."""
-        return self.selector.xpath(query, **namespaces_and_variables)
-
-    def re(self, regex: str, replace_entities: bool = True) -> list[str]:
-        """Every match of ``regex`` in the document."""
-        return self.selector.re(regex, replace_entities=replace_entities)
-
-    def re_first(self, regex: str, default: str | None = None, replace_entities: bool = True) -> str | None:
-        """The first match of ``regex`` in the document, else ``default``."""
-        return self.selector.re_first(regex, default=default, replace_entities=replace_entities)
-
-    def json(self) -> Any:
-        """The body parsed as JSON."""
-        return json.loads(self.body)
-
-    def urljoin(self, url: str) -> str:
-        """Resolve ``url`` against this response's URL."""
-        return urljoin(self.url, url)
+    def body(self) -> bytes:
+        """The body as fetched (bytes)."""
+        return self._body
 
     def follow(
         self,
@@ -163,8 +140,3 @@ class Response:
             meta={**self.meta, **(meta or {})},
             **session_kwargs,
         )
-
-    def __str__(self) -> str:
-        return f"<{self.status} {self.url}>"
-
-    __repr__ = __str__

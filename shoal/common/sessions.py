@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import msgspec
 
 from shoal.common.proxy import ProxyRotator
+from shoal.common.selector_config import check_selector_config
 
 if TYPE_CHECKING:
     from shoal.spiders import Spider
@@ -160,6 +161,7 @@ def _validate(table: type[msgspec.Struct], kwargs: dict[str, Any], what: str, wh
             raise TypeError(f"{what} '{name}'{where} must be a spider method, got {type(kwargs[name]).__name__}")
     if kwargs.get("proxy_rotator") is not None and not isinstance(kwargs["proxy_rotator"], ProxyRotator):
         raise TypeError(f"{what} 'proxy_rotator'{where} must be a ProxyRotator")
+    check_selector_config(kwargs.get("selector_config"), f"{what} 'selector_config'{where}")
     try:
         return msgspec.convert(kwargs, table, strict=True)
     except msgspec.ValidationError as e:

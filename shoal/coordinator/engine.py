@@ -8,7 +8,7 @@ The crawl ends when every frontier is empty and nothing is in flight.
 
 import asyncio
 import time
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -25,6 +25,7 @@ from shoal.common.proxy import proxy_label
 from shoal.common.request import Request
 from shoal.common.response import Response
 from shoal.common.sessions import check_request_kwargs
+from shoal.coordinator.adaptive import AdaptiveStore
 from shoal.coordinator.cache import CACHE_WORKER, ResponseCache
 from shoal.coordinator.escalation import Escalation
 from shoal.coordinator.quotas import Quotas
@@ -34,8 +35,9 @@ from shoal.coordinator.stats import DOMAIN_BYTES, FAILED, PROXY, SESSION, STATUS
 from shoal.coordinator.throttle import AutoThrottle, DomainDelays
 from shoal.queue import Commit, CrawlQueues, DispatchResult, Scheduled, frontier_member
 from shoal.spiders import CrawlStats, ItemList, Spider
+from shoal.spiders.spider import CrawlControl
 
-_item_encoder = msgspec.json.Encoder(enc_hook=str)
+_item_encoder = msgspec.json.Encoder(enc_hook=lambda value: dict(value) if isinstance(value, Mapping) else str(value))
 _SEED_BATCH = 500
 _READ_COUNT = 128
 #: How often the engine looks at what the crawl's client asks (run, pause, cancel).
@@ -80,6 +82,7 @@ class CrawlEngine:
         self._allowed = set(spider.allowed_domains or ())
         self.quotas = Quotas.of(spider)
         self.escalation = Escalation(redis, crawl, spider) if spider.escalation else None
+        self.adaptive = AdaptiveStore(redis, spider)
         self.cache = None
         if spider.development_mode:
             self.cache = ResponseCache(spider.development_cache_dir or f".scrapling_cache/{spider.name}")
@@ -87,6 +90,7 @@ class CrawlEngine:
         self.stop_reason = ""
         #: True once ``pause()`` was asked: the run ends, resumable, when nothing is in flight.
         self.pausing = False
+        self.control = CrawlControl()  # the spider's pause() sets its flag
         self._items = 0  # items stored, or about to be with the next commit
         self._turn = 0
         self._control = b"run"
@@ -268,15 +272,19 @@ class CrawlEngine:
         return commit
 
     async def _handle_response(self, request: Request, result: FetchResult, commit: Commit, stats: dict) -> None:
+        url = result.url or request.url
+        parser_args, adaptive = await self.adaptive.parser_args(request, url)
         response = Response(
-            result.url or request.url,
-            result.status,
+            url,
             result.body,
+            result.status,
+            result.reason,
+            result.cookies,
             result.headers,
-            reason=result.reason,
-            cookies=result.cookies,
+            method=str(request.session_kwargs.get("method", "GET")).upper(),
             meta={**request.meta, **result.meta},
             request=request,
+            **parser_args,
         )
         _count(stats, "requests_count")
         _count(stats, f"{SESSION}{request.sid}")
@@ -307,6 +315,7 @@ class CrawlEngine:
             if self.escalation and result.request.escalated:
                 await self.escalation.learn(request.domain, request.sid)
             await self._run_callback(request, response, commit, stats)
+        await self.adaptive.save(adaptive)
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -388,6 +397,7 @@ class CrawlEngine:
         self._items = self.spider.stats.items_scraped
         if self.escalation:
             await self.escalation.load()
+        self.spider.attach_control(self.control)
         await self.spider.on_start(resuming=resuming)
         try:
             if resuming:
@@ -412,6 +422,7 @@ class CrawlEngine:
                     await self._check_state()
                     raise
         finally:
+            self.spider.attach_control(None)
             await self.spider.on_close()
         await self._sync_stats()
         if self.pausing:
@@ -432,6 +443,9 @@ class CrawlEngine:
 
     async def _step(self) -> bool:
         """One turn of the loop: dispatch (unless paused), then process what came back; False at the end."""
+        if self.control.pause_requested and not self.pausing:
+            self.log.info("Pausing crawl %s: the spider asked", self.crawl)
+            self.pause()
         control = await self._read_control()
         if control == b"cancel":
             raise CrawlCancelled(self.crawl)

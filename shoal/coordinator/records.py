@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from shoal.common.messages import RequestRecord
+from shoal.common.messages import RequestRecord, plain
 from shoal.common.names import checked_method_name, method_name
 from shoal.common.request import Request
 from shoal.common.sessions import CALLABLE_ARGS
@@ -13,7 +13,7 @@ from shoal.common.sessions import CALLABLE_ARGS
 if TYPE_CHECKING:
     from shoal.spiders import Spider
 
-_check = msgspec.msgpack.Encoder()
+_check = msgspec.msgpack.Encoder(enc_hook=plain)
 
 
 def _portable(spider: "Spider", key: str, value: Any) -> Any:

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from shoal.common import keys
 from shoal.common.messages import FetchJob, FetchResult, MessageError, RequestRecord, decode, encode
 from shoal.common.request import Request
-from shoal.common.response import Response
+from shoal.common.response import Headers, body_encoding
 from shoal.queue import Scheduled, frontier_member
 
 log = logging.getLogger("shoal.robots")
@@ -134,7 +134,8 @@ class RobotsTxt:
         if result.error is not None:
             log.warning("Failed to fetch robots.txt for %s: %s", domain, result.error.message)
         elif result.status == 200:
-            text = Response(result.url, result.status, result.body[:MAX_BYTES], result.headers).text
+            body = result.body[:MAX_BYTES]
+            text = body.decode(body_encoding(body, Headers(result.headers).get("content-type")), errors="replace")
         self._parsers[domain], self._texts[domain] = _parse(domain, text), text
         self._requested.discard(domain)
         return domain

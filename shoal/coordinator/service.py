@@ -179,7 +179,10 @@ class Coordinator:
                 spec = await load_spec(self.redis, crawl, self.secret)
                 spider = load_spider(spec.source, spec.filename, spec.class_name, spec.args)
             output = await self.redis.hget(keys.state(crawl), "output")
-            await CrawlEngine(self.redis, spider, crawl).run(output.decode() if output else None)
+            engine = CrawlEngine(self.redis, spider, crawl)
+            await engine.run(output.decode() if output else None)
+            if engine.pausing:  # the spider called pause(): paused as by `shoal pause`, until resumed
+                await self.redis.hset(keys.state(crawl), "control", "pause")
             await self._expire(crawl)
         except CrawlCancelled:
             await self._clean(crawl)

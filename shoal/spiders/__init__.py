@@ -6,11 +6,21 @@ from shoal.spiders.links import LinkExtractor
 from shoal.spiders.result import CrawlResult, CrawlStats, ItemList
 from shoal.spiders.session import SessionManager
 from shoal.spiders.spider import BLOCKED_CODES, SessionConfigurationError, Spider
-from shoal.spiders.templates import CrawlRule, CrawlSpider, CSVFeedSpider, SitemapSpider, XMLFeedSpider
+from shoal.spiders.templates import (
+    ContentSpider,
+    CrawlRule,
+    CrawlSpider,
+    CSVFeedSpider,
+    ShopifySpider,
+    SitemapSpider,
+    SiteToMarkdownSpider,
+    XMLFeedSpider,
+)
 
 __all__ = [
     "BLOCKED_CODES",
     "CSVFeedSpider",
+    "ContentSpider",
     "CrawlResult",
     "CrawlRule",
     "CrawlSpider",
@@ -21,6 +31,8 @@ __all__ = [
     "Response",
     "SessionConfigurationError",
     "SessionManager",
+    "ShopifySpider",
+    "SiteToMarkdownSpider",
     "SitemapSpider",
     "Spider",
     "XMLFeedSpider",

@@ -114,7 +114,7 @@ class LinkExtractor:
         regions = [region for query in self.restrict_xpaths for region in response.xpath(query)]
         regions += [region for query in self.restrict_css for region in response.css(query)]
         if not (self.restrict_xpaths or self.restrict_css):
-            regions = [response.selector]
+            regions = [response]
         urls = []
         for region in regions:
             for value in region.xpath(self._query).getall():

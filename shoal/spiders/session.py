@@ -1,7 +1,8 @@
 """SessionManager: the sessions a spider declares in ``configure_sessions``, by sid.
 
 In shoal the sessions are specs: workers build the live sessions from them, so the manager only
-records which sid maps to which spec, which sid is the default, and which sids are lazy.
+records which sid maps to which spec, which sid is the default, and which sids are lazy. The spider
+checks, when it is built, that each one is a session spec from shoal.fetchers.
 """
 
 from typing import Any
@@ -19,11 +20,6 @@ class SessionManager:
         """Register ``session`` under ``session_id``; the first added (or ``default=True``) is the default."""
         if session_id in self._sessions:
             raise ValueError(f"Session '{session_id}' already registered")
-        if not isinstance(getattr(session, "kind", None), str):
-            raise TypeError(
-                f"Session '{session_id}' must be a session from shoal.fetchers "
-                f"(FetcherSession, AsyncDynamicSession, AsyncStealthySession), got {type(session).__name__}"
-            )
         self._sessions[session_id] = session
         if default or self._default_session_id is None:
             self._default_session_id = session_id

@@ -17,6 +17,14 @@ BLOCKED_CODES = frozenset({401, 403, 407, 429, 444, 500, 502, 503, 504})
 QUOTA_ATTRIBUTES = ("max_pages", "max_items", "max_duration")
 
 
+class CrawlControl:
+    """What a spider may ask of the crawl running it: a plain flag the engine reads, so that the spider
+    reaches nothing of the engine (nor its Redis)."""
+
+    def __init__(self) -> None:
+        self.pause_requested = False
+
+
 class SessionConfigurationError(Exception):
     """A spider's ``configure_sessions`` failed or added no session."""
 
@@ -90,7 +98,16 @@ class Spider:
             raise SessionConfigurationError(f"Error in {type(self).__name__}.configure_sessions(): {e}") from e
         if len(self._session_manager) == 0:
             raise SessionConfigurationError(f"{type(self).__name__}.configure_sessions() did not add any sessions")
+        for sid in self._session_manager.session_ids:
+            session = self._session_manager.get(sid)
+            if not isinstance(getattr(session, "kind", None), str):
+                raise SessionConfigurationError(
+                    f"{type(self).__name__}.configure_sessions(): session '{sid}' must be a session from "
+                    f"shoal.fetchers (FetcherSession, AsyncDynamicSession, AsyncStealthySession), "
+                    f"got {type(session).__name__}"
+                )
         self._stats: CrawlStats | None = None
+        self._control: CrawlControl | None = None
         self.logger.info("Spider initialized")
 
     def _setup_logger(self) -> None:
@@ -171,6 +188,18 @@ class Spider:
 
         async for item in stream_spider(self, **options):
             yield item
+
+    def pause(self) -> None:
+        """Pause the running crawl gracefully, as Ctrl+C does: nothing more is dispatched, what is in flight
+        is processed, then the crawl ends resumable (``start()`` returns with ``paused=True``; on the service
+        the crawl stays paused until ``shoal resume``)."""
+        if self._control is None:
+            raise RuntimeError("No active crawl to stop")
+        self._control.pause_requested = True
+
+    def attach_control(self, control: CrawlControl | None) -> None:
+        """Called by the engine running this spider's crawl when it starts (and with None when it ends)."""
+        self._control = control
 
     @property
     def stats(self) -> CrawlStats:

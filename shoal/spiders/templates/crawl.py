@@ -1,14 +1,16 @@
 """CrawlSpider: follow the links that declarative rules pick, and send each to the rule's callback.
 
 Scrapling's API: ``CrawlRule(link_extractor, callback, priority, process_request)`` and a ``rules()``
-method; a rule without a callback sends its pages to ``parse()``, which applies the rules again.
-Scrapy's Rule semantics on top: callbacks and ``process_request`` by method name, ``cb_kwargs``,
-``follow`` (True by default only for a rule without a callback), a ``rules`` sequence attribute,
-and a link taken by the first rule that extracts it.
+method. As in Scrapling, a rule's request is ``response.follow(url, callback=rule.callback)``: it carries
+the rule's own callback (without one it inherits the page's, so pages found from ``parse()`` go to
+``parse()``, which applies the rules again) and the page's meta, and nothing else.
+Scrapy's Rule semantics on top: callbacks and ``process_request`` by method name, a ``rules`` sequence
+attribute, a link taken by the first rule that extracts it, and ``cb_kwargs`` and ``follow`` (True by
+default only for a rule without a callback). A rule that uses these last two needs its pages back: its
+requests go to ``parse_rule``, which finds the rule by its index in ``meta["rule"]`` (as in Scrapy).
 
-Rules run in the coordinator, in the callback of each response. A rule's request carries the rule's
-index in ``meta["rule"]`` (as in Scrapy) and goes through the ordinary schedule path, so deduplication,
-``allowed_domains`` and priorities hold across every worker.
+Rules run in the coordinator, in the callback of each response. Their requests go through the ordinary
+schedule path, so deduplication, ``allowed_domains`` and priorities hold across every worker.
 """
 
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Sequence
@@ -48,6 +50,12 @@ class CrawlRule:
     def follows(self) -> bool:
         """Whether pages found by this rule have the rules applied to them too."""
         return self.callback is None if self.follow is None else self.follow
+
+    @property
+    def dispatched(self) -> bool:
+        """Whether the rule uses Scrapy's ``cb_kwargs``, or a ``follow`` other than Scrapling's (rules
+        applied exactly to the pages of a rule without a callback): then its pages go to ``parse_rule``."""
+        return bool(self.cb_kwargs) or self.follows != (self.callback is None)
 
 
 def _resolve(spider: Spider, value: Any, what: str) -> Any:
@@ -98,11 +106,21 @@ class RuleDispatch:
             follow=rule.follows,
         )
 
+    def rule_callback(self, rule: CrawlRule) -> Callback | None:
+        """The callback of a rule's requests: its own (CrawlSpider: None inherits the page's callback)."""
+        return rule.callback  # type: ignore[return-value]
+
     def rule_request(self, response: Response, url: str, n: int) -> Request | None:
         """The request for ``url`` found by rule ``n`` in ``response`` (None when process_request drops it)."""
         rule = self.crawl_rules()[n]
         spider: Any = self
-        request = response.follow(url, callback=spider.parse_rule, meta={RULE_META_KEY: n})
+        if rule.dispatched:
+            request = response.follow(url, callback=spider.parse_rule, meta={RULE_META_KEY: n})
+        else:
+            request = response.follow(url, callback=self.rule_callback(rule))
+            if request.callback == spider.parse_rule:  # inherited from a page of a rule that needed it
+                request.callback = spider.parse
+                request.meta.pop(RULE_META_KEY, None)
         if rule.priority is not None:
             request.priority = rule.priority
         if rule.process_request is not None:
@@ -124,7 +142,8 @@ class RuleDispatch:
                     yield request
 
     async def parse_rule(self, response: Response) -> AsyncGenerator[Any, None]:
-        """The callback of every rule's request: the rule's callback, then the rules if it follows."""
+        """The callback of the requests of rules with ``cb_kwargs`` or ``follow``: the rule's callback, then
+        the rules if it follows."""
         n = response.meta.get(RULE_META_KEY)
         rules = self.crawl_rules()
         if not isinstance(n, int) or not 0 <= n < len(rules):

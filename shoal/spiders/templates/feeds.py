@@ -62,7 +62,7 @@ class XMLFeedSpider(Spider):
         try:
             nodes = self.iter_nodes(response)
         except BodyError as e:
-            self.logger.warning("Ignoring feed %s: %s", response.url, e)
+            self.logger.warning("Failed to parse XML feed from %s: %s", response.url, e)
             return
         for node in nodes:
             async for result in self.parse_node(response, node):
@@ -86,7 +86,8 @@ class CSVFeedSpider(Spider):
 
     def iter_rows(self, response: Response) -> Iterator[dict[str, str]]:
         """The feed's rows as dicts; BodyError when the feed cannot be read."""
-        text = decoded_body(response).decode("utf-8-sig", errors="replace") if is_gzip(response) else response.text
+        encoding = "utf-8" if is_gzip(response) else response.encoding  # a gzip'd feed declares no encoding inside
+        text = decoded_body(response).decode(encoding, errors="replace").removeprefix("\N{BYTE ORDER MARK}")
         reader = csv.reader(io.StringIO(text), delimiter=self.delimiter, quotechar=self.quotechar)
         headers = list(self.headers) if self.headers else next(reader, None)
         for row in reader:

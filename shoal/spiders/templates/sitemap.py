@@ -64,14 +64,18 @@ class SitemapSpider(RuleDispatch, Spider):
     async def start_requests(self) -> AsyncGenerator[Request, None]:
         """A request per ``sitemap_urls`` entry, parsed as a sitemap (or robots.txt)."""
         if not self.sitemap_urls:
-            raise RuntimeError(f"{type(self).__name__} needs sitemap_urls")
+            raise RuntimeError(f"{type(self).__name__} needs `sitemap_urls`")
         for url in self.sitemap_urls:
-            yield Request(url, sid=self.session_manager.default_session_id, callback=self.parse_sitemap)
+            yield Request(url, sid=self.session_manager.default_session_id, callback=self._parse_sitemap)
 
     def sitemap_filter(self, entries: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
         """Override to drop or change sitemap entries (dicts with ``loc``, ``lastmod``, ``alternate`` ...)
         before they are followed; it sees the entries of sitemap indexes and of URL sets alike."""
         return entries
+
+    def rule_callback(self, rule: CrawlRule) -> Any:
+        """The callback of a rule's requests: its own, else ``parse`` (never the sitemap's callback)."""
+        return rule.callback or self.parse
 
     def follows_sitemap(self, url: str) -> bool:
         """Whether a sitemap listed in a sitemap index is fetched (``sitemap_follow``; all by default)."""
@@ -83,11 +87,14 @@ class SitemapSpider(RuleDispatch, Spider):
         patterns = [follow] if isinstance(follow, str | re.Pattern) else follow
         return any(re.search(pattern, url) for pattern in patterns)
 
-    async def parse_sitemap(self, response: Response) -> AsyncGenerator[Request, None]:
+    async def _parse_sitemap(self, response: Response) -> AsyncGenerator[Request, None]:
         """The callback of sitemap, sitemap index and robots.txt responses."""
         if urlsplit(response.url).path.endswith("/robots.txt"):
-            for url in Protego.parse(response.text).sitemaps:
-                yield response.follow(url, callback=self.parse_sitemap)
+            sitemaps = list(Protego.parse(response.body.decode(response.encoding, errors="replace")).sitemaps)
+            if not sitemaps:
+                self.logger.warning("No Sitemaps found in %s", response.url)
+            for url in sitemaps:
+                yield response.follow(url, callback=self._parse_sitemap)
             return
         try:
             root = parse_xml(decoded_body(response), recover=True)
@@ -103,7 +110,7 @@ class SitemapSpider(RuleDispatch, Spider):
         for entry in self.sitemap_filter(_entries(root, self.sitemap_alternate_links)):
             if kind == "sitemapindex":
                 if self.follows_sitemap(entry["loc"]):
-                    yield response.follow(entry["loc"], callback=self.parse_sitemap)
+                    yield response.follow(entry["loc"], callback=self._parse_sitemap)
                 continue
             for url in [entry["loc"], *entry.get("alternate", ())]:
                 if (request := self._route(response, url)) is not None:

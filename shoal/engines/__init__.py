@@ -1,0 +1,1 @@
+"""Twin of the ``scrapling.engines`` path Scrapling documents for its Response (``engines.toolbelt.custom``)."""
