@@ -30,6 +30,7 @@ from shoal.coordinator.escalation import Escalation
 from shoal.coordinator.quotas import Quotas
 from shoal.coordinator.records import from_record, to_record
 from shoal.coordinator.robots import RobotsTxt
+from shoal.coordinator.sessions import SessionStarts
 from shoal.coordinator.stats import DOMAIN_BYTES, FAILED, PROXY, SESSION, STATUS, WORKER, add_counts, read_stats
 from shoal.coordinator.throttle import AutoThrottle, DomainDelays
 from shoal.queue import Commit, CrawlQueues, DispatchResult, Scheduled, frontier_member
@@ -42,6 +43,8 @@ _READ_COUNT = 128
 _CONTROL_EVERY_S = 0.5
 #: Longest wait between two attempts to reach Redis while it is unreachable.
 _MAX_BACKOFF_S = 5.0
+#: After this long waiting for the non-lazy sessions to start, the engine says which and why it may be.
+_SESSIONS_PATIENCE_S = 30.0
 
 
 class CrawlCancelled(Exception):
@@ -72,6 +75,7 @@ class CrawlEngine:
         self.crawl = crawl
         self.log = spider.logger
         self.sessions = spider.session_manager
+        self.session_starts = SessionStarts(redis, crawl, spider.session_manager)
         self.queues = CrawlQueues(redis, crawl)
         self.delays = DomainDelays(redis, crawl, spider.download_delay, AutoThrottle.of(spider))
         self.robots = RobotsTxt(redis, crawl) if spider.robots_txt_obey else None
@@ -388,6 +392,7 @@ class CrawlEngine:
         self._items = self.spider.stats.items_scraped
         if self.escalation:
             await self.escalation.load()
+        await self._start_sessions()
         await self.spider.on_start(resuming=resuming)
         try:
             if resuming:
@@ -426,6 +431,26 @@ class CrawlEngine:
         self.log.info("%s", stats.to_dict())
         return stats
 
+    async def _start_sessions(self) -> None:
+        """Wait until workers have started the non-lazy sessions (raises SessionConfigurationError if one
+        could not start, CrawlCancelled if the crawl is cancelled meanwhile)."""
+        pending = self.session_starts.non_lazy()
+        if pending:
+            self.log.info("Waiting for workers to start the sessions %s", ", ".join(sorted(pending)))
+        waiting_since = time.monotonic()
+        while pending and not self.pausing:
+            if await self._read_control() == b"cancel":
+                raise CrawlCancelled(self.crawl)
+            pending -= await self.session_starts.read(block_ms=int(_CONTROL_EVERY_S * 1000))
+            if pending and time.monotonic() - waiting_since > _SESSIONS_PATIENCE_S:
+                kinds = sorted({self.sessions.get(sid).kind for sid in pending})
+                self.log.warning(
+                    "Still waiting for the sessions %s to start: is a %s worker running?",
+                    ", ".join(sorted(pending)),
+                    " / ".join(kinds),
+                )
+                waiting_since = time.monotonic()
+
     def pause(self) -> None:
         """Stop dispatching and end ``run()`` once what is in flight is processed; the crawl stays resumable."""
         self.pausing = True
@@ -460,11 +485,13 @@ class CrawlEngine:
 
     async def _read_control(self) -> bytes:
         """What the client asks (run, pause, cancel), read at most every _CONTROL_EVERY_S seconds, with a
-        check that Redis still holds the crawl (raises CrawlStateLost when it does not); the spider's
-        live stats are brought up to date as often."""
+        check that Redis still holds the crawl (raises CrawlStateLost when it does not) and that no session
+        failed to start (raises SessionConfigurationError); the spider's live stats are brought up to date
+        as often."""
         if time.monotonic() - self._control_read >= _CONTROL_EVERY_S:
             self._control_read = time.monotonic()
             await self._check_state()
+            await self.session_starts.read()  # a session that could not start ends the crawl
             self._control = await self.redis.hget(keys.state(self.crawl), "control") or b"run"
             await self._sync_stats()
         return self._control
