@@ -434,15 +434,16 @@ class CrawlEngine:
     async def _start_sessions(self) -> None:
         """Wait until workers have started the non-lazy sessions (raises SessionConfigurationError if one
         could not start, CrawlCancelled if the crawl is cancelled meanwhile)."""
-        pending = self.session_starts.non_lazy()
-        if pending:
-            self.log.info("Waiting for workers to start the sessions %s", ", ".join(sorted(pending)))
+        starts = self.session_starts
+        if starts.pending():
+            self.log.info("Waiting for workers to start the sessions %s", ", ".join(sorted(starts.pending())))
         waiting_since = time.monotonic()
-        while pending and not self.pausing:
+        while starts.pending() and not self.pausing:
             if await self._read_control() == b"cancel":
                 raise CrawlCancelled(self.crawl)
-            pending -= await self.session_starts.read(block_ms=int(_CONTROL_EVERY_S * 1000))
-            if pending and time.monotonic() - waiting_since > _SESSIONS_PATIENCE_S:
+            await starts.read(block_ms=int(_CONTROL_EVERY_S * 1000))
+            if starts.pending() and time.monotonic() - waiting_since > _SESSIONS_PATIENCE_S:
+                pending = starts.pending()
                 kinds = sorted({self.sessions.get(sid).kind for sid in pending})
                 self.log.warning(
                     "Still waiting for the sessions %s to start: is a %s worker running?",

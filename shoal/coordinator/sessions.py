@@ -22,18 +22,24 @@ class SessionStarts:
         self.redis = redis
         self.crawl = crawl
         self.sessions = sessions
+        #: The sids a worker has started so far.
+        self.started: set[str] = set()
         self._last = "0"
 
-    def non_lazy(self) -> set[str]:
-        """The sids the crawl waits for before its first request."""
+    def pending(self) -> set[str]:
+        """The non-lazy browser sessions no worker has started yet: the crawl waits for them before its first
+        request."""
         manager = self.sessions
-        return {sid for sid in manager.session_ids if not manager.is_lazy(sid) and manager.get(sid).kind != "http"}
+        return {
+            sid
+            for sid in manager.session_ids
+            if not manager.is_lazy(sid) and manager.get(sid).kind != "http" and sid not in self.started
+        }
 
-    async def read(self, block_ms: int | None = None) -> set[str]:
-        """The sids reported started since the last read (waiting up to ``block_ms`` for one when given);
-        raises SessionConfigurationError, with the worker's reason, if a worker could not start one."""
+    async def read(self, block_ms: int | None = None) -> None:
+        """Take in what the workers reported since the last read (waiting up to ``block_ms`` for it when
+        given); raises SessionConfigurationError, with the worker's reason, if one could not start a session."""
         reply = await self.redis.xread({keys.session_starts(self.crawl): self._last}, block=block_ms)
-        started = set()
         for _, entries in reply or ():
             for entry_id, fields in entries:
                 self._last = entry_id
@@ -41,5 +47,4 @@ class SessionStarts:
                 if error:
                     kind = type(self.sessions.get(sid)).__name__ if sid in self.sessions else "session"
                     raise SessionConfigurationError(f"{kind} '{sid}' could not start on worker {worker}: {error}")
-                started.add(sid)
-        return started
+                self.started.add(sid)
