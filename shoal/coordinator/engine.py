@@ -255,6 +255,8 @@ class CrawlEngine:
         if result.request.robots_txt and self.robots:
             self._learn_robots(self.robots, result, commit)
             return commit
+        if result.error is not None and result.error.kind == "session":  # its worker could not start the session:
+            await self.session_starts.read()  # the crawl ends (SessionConfigurationError) with the worker's reason
         try:
             if result.error is not None:
                 kind, message = result.error.kind, result.error.message
