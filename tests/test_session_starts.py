@@ -19,7 +19,7 @@ except FileNotFoundError as e:
 
 NO_CHROME = "executable_path names /nonexistent/chrome, which is not an executable file"
 
-SPIDER = '''
+SPIDER = """
 from shoal.fetchers import AsyncStealthySession, FetcherSession
 from shoal.spiders import Spider
 
@@ -35,7 +35,7 @@ class NoChrome(Spider):
     async def parse(self, response):
         yield {{"url": response.url}}
         yield response.follow("/product/2", sid="stealth", callback=self.parse)
-'''
+"""
 
 
 class NoChrome(Spider):
