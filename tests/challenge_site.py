@@ -22,16 +22,12 @@ clearance cookie (``cf_clearance``, as Cloudflare's) is scoped to that page.
 - ``/``: a page; ``/dynamic-page``: a ``div.loaded`` that its script adds after half a second.
 """
 
-import asyncio
 import json
 import secrets
-import ssl
-import subprocess
-import tempfile
-import threading
-from pathlib import Path
 
 from aiohttp import web
+
+from tests.servers import Served, serve
 
 WORK_S = 2.0
 SITE_KEY = "0x4AAAAAAADnPIDROrmt1Wwj"
@@ -162,11 +158,7 @@ class ChallengeSite:
         self.challenged: list[str] = []  # names of challenge pages served (as a challenge)
         self._rays: dict[str, tuple[str, str, str]] = {}  # ray -> (page path, name, what clears it)
         self._tokens: set[str] = set()  # issued widget tokens, each good once
-        self._loop = asyncio.new_event_loop()
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="challenge-site", daemon=True)
-        self._certs = tempfile.TemporaryDirectory()
+        self._served: Served | None = None
 
     @property
     def chromium_flags(self) -> str:
@@ -175,45 +167,13 @@ class ChallengeSite:
         return f"'--host-resolver-rules={rules}' --ignore-certificate-errors"
 
     def __enter__(self) -> "ChallengeSite":
-        self._thread.start()
-        if not self._ready.wait(20):
-            raise RuntimeError("the challenge site did not start")
+        self._served = serve(self._app(), tls_hosts=CHALLENGE_HOSTS)
+        self.url, self.tls_port = self._served.url, self._served.tls_port
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-        self._certs.cleanup()
-
-    def _tls(self) -> ssl.SSLContext:
-        cert, key = Path(self._certs.name, "cert.pem"), Path(self._certs.name, "key.pem")
-        names = ",".join(f"DNS:{host}" for host in CHALLENGE_HOSTS)
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", str(key),
-             "-out", str(cert), "-subj", f"/CN={CHALLENGE_HOSTS[0]}", "-addext", f"subjectAltName={names}"],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(cert, key)
-        return context
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._main())
-        self._loop.close()
-
-    async def _main(self) -> None:
-        self._stop = asyncio.Event()
-        runner = web.AppRunner(self._app(), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self._tls()).start()
-        (_, port), (_, self.tls_port) = runner.addresses[0][:2], runner.addresses[1][:2]
-        self.url = f"http://127.0.0.1:{port}"
-        self._ready.set()
-        await self._stop.wait()
-        await runner.cleanup()
+        if self._served is not None:
+            self._served.stop()
 
     def _challenge(self, request: web.Request, ctype: str, name: str) -> web.Response:
         """The challenge for the page at ``request``, or the page itself once its cookie is there."""

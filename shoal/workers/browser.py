@@ -69,6 +69,8 @@ SCREEN = {"width": 1920, "height": 1080}
 FLAGS_ENV = "SHOAL_CHROMIUM_FLAGS"
 #: With ``solve_cloudflare``, a session's timeout is at least this (ms), as in Scrapling.
 CLOUDFLARE_TIMEOUT = 60_000
+#: Stealth arguments a request may give that are launch flags: such a request gets a browser launched with them.
+LAUNCH_PER_REQUEST = ("block_webrtc", "hide_canvas", "allow_webgl")
 
 
 class BrowserProcess:
@@ -312,9 +314,10 @@ class BrowserSession:
         options.update(self.config.get("additional_args") or {})
         return {k: v for k, v in options.items() if v is not None}
 
-    async def _context(self, proxy: Any) -> _Context:
-        """The context for ``proxy`` with a tab reserved in it: give it back with ``release``."""
-        key = repr(proxy)
+    async def _context(self, proxy: Any, launch: dict[str, Any] | None = None) -> _Context:
+        """The context for ``proxy`` (in a browser launched with the session's arguments updated with ``launch``)
+        with a tab reserved in it: give it back with ``release``."""
+        key = repr((proxy, sorted((launch or {}).items())))
         async with self._lock:
             holder = self._contexts.get(key)
             if (
@@ -328,11 +331,12 @@ class BrowserSession:
                 holder = None
             if holder is None or not holder.alive():
                 options = self._options(proxy)
-                persistent = self._profile is not None and proxy == self.config.get("proxy")
+                persistent = self._profile is not None and proxy == self.config.get("proxy") and not launch
                 if persistent:
                     context = await self.process.persistent(self.config, self._profile.path, options)
                 else:
-                    context = await (await self.process.browser(self.config)).new_context(**options)
+                    browser = await self.process.browser({**self.config, **(launch or {})})
+                    context = await browser.new_context(**options)
                 if self.config.get("cookies"):
                     await context.add_cookies(self.config["cookies"])
                 if self.config.get("init_script"):
@@ -377,7 +381,12 @@ class BrowserSession:
         proxy = request.kwargs.get("proxy")
         if not proxy:
             proxy = await self.rotation.next() if self.rotation is not None else self.config.get("proxy")
-        holder = await self._context(proxy)
+        launch = {
+            name: request.kwargs[name]
+            for name in LAUNCH_PER_REQUEST
+            if name in request.kwargs and request.kwargs[name] != self.config.get(name)
+        }
+        holder = await self._context(proxy, launch)
         page = None
         started = time.perf_counter()
         try:
