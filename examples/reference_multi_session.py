@@ -1,7 +1,7 @@
 """The reference page's "Multi-Session Spider", imports changed. Serve the demo shop first:
 
-    python -m shoal.demo --port 8000 &
-    shoal run examples/reference_multi_session.py -o products.jsonl
+python -m shoal.demo --port 8000 &
+shoal run examples/reference_multi_session.py -o products.jsonl
 """
 
 from shoal.fetchers import AsyncStealthySession, FetcherSession
