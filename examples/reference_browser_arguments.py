@@ -1,10 +1,11 @@
 """The reference page's "Browser-Specific Arguments", imports changed: a Cloudflare-protected page through
 the stealth session (``solve_cloudflare=True``) and a JavaScript page through the browser session.
 
-    shoal run examples/reference_browser_arguments.py -a start_urls=https://example.com/ -o results.jsonl
+    shoal run examples/reference_browser_arguments.py -o results.jsonl
 
-(``https://nopecha.com/demo/cloudflare`` is Cloudflare's challenge on a public demo site; ``/dynamic-page``
-is a page of the start URL's site that adds ``div.loaded`` with JavaScript.)
+``https://nopecha.com/demo/cloudflare`` is Cloudflare's challenge on a public demo site; set ``start_urls``
+to a site of yours with a ``/dynamic-page`` that adds ``div.loaded`` with JavaScript. (The tests serve
+both on 127.0.0.1: tests/challenge_site.py.)
 """
 
 from shoal.fetchers import AsyncDynamicSession, AsyncStealthySession, FetcherSession
