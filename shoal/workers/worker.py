@@ -224,7 +224,7 @@ class Worker:
     async def _report_start(self, crawl: str, sid: str, error: str) -> None:
         """Tell the crawl's coordinator that this worker started the session (or why it could not)."""
         fields = {"sid": sid, "worker": self.name, "error": error}
-        await self.redis.xadd(keys.session_starts(crawl), fields)  # type: ignore[arg-type]
+        await self.redis.xadd(keys.session_starts(crawl), fields)
 
     async def _crawl_spec(self, crawl: str, sid: str) -> CrawlSpec:
         """The crawl's spec; LookupError for a crawl or sid this worker cannot serve."""
@@ -279,7 +279,7 @@ class Worker:
             except SpecError:
                 continue
             if config is not None and not config.lazy and config.kind == self.kind:
-                with contextlib.suppress(SessionStartError):  # reported to the crawl, which ends
+                with contextlib.suppress(SessionStartError, LookupError):  # reported to the crawl / it ended
                     await self._session(*key)
 
     async def _handle(self, job: Job) -> None:
