@@ -22,6 +22,7 @@ from shoal.fetchers import AsyncDynamicSession, AsyncStealthySession
 from shoal.spiders import Request, Response, SessionConfigurationError, Spider
 from shoal.workers.browser import BrowserProcess, BrowserSession
 from shoal.workers.chromium import CHROME_PATHS, find_chromium
+from shoal.workers.profiles import Profile
 from tests.challenge_site import ChallengeSite
 from tests.servers import serve
 
@@ -360,6 +361,16 @@ def test_user_data_dir_keeps_a_profile_per_sid_and_worker_whose_cookies_survive_
     assert items[("browser", url)]["h1"] == "kept"
     items, _ = crawl(redis_url, {"other": session}, [(url, "other", {})])
     assert items[("other", url)]["h1"] == "none"  # another sid has a profile of its own
+
+
+def test_each_worker_holds_its_own_profile_until_it_lets_go(tmp_path):
+    first, second = Profile.claim(tmp_path / "sid"), Profile.claim(tmp_path / "sid")
+    assert (first.path.name, second.path.name) == ("0", "1")  # never one profile for two browsers
+    first.release()  # as when its worker exits, however it exits
+    again = Profile.claim(tmp_path / "sid")
+    assert again.path == first.path
+    again.release()
+    second.release()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import redis
 
 from shoal.client import Client, CrawlFailed
 from shoal.fetchers import AsyncStealthySession, FetcherSession
@@ -58,6 +59,33 @@ class NoChrome(Spider):
     async def parse(self, response: Response):
         yield {"url": response.url}
         yield response.follow(f"/product/2?case={self.lazy}", sid="stealth", callback=self.parse)
+
+
+class Warm(Spider):
+    name = "warm"
+    logging_level = 50
+
+    def __init__(self, base: str):
+        self.start_urls = [f"{base}/product/3?case=warm"]
+        super().__init__()
+
+    def configure_sessions(self, manager):
+        manager.add("http", FetcherSession())
+        manager.add("stealth", AsyncStealthySession())
+
+    async def parse(self, response: Response):
+        yield {"url": response.url}
+
+
+def test_non_lazy_browser_sessions_are_started_by_a_worker_before_the_first_request(shop, redis_url):
+    result = Warm(shop.url).start(redis_url=redis_url)
+    assert len(result.items) == 1
+    client = redis.Redis.from_url(redis_url)
+    (entry_id, fields), *_ = client.xrange(f"shoal:{{{result.crawl_id}}}:session_starts")
+    assert fields[b"sid"] == b"stealth" and fields[b"error"] == b""
+    started = int(entry_id.split(b"-")[0]) / 1000  # when the worker reported the browser session started
+    (first,) = [when for when, _, path in shop.log if path == "/product/3?case=warm"]
+    assert started <= first
 
 
 def test_a_non_lazy_session_that_cannot_start_stops_start_before_any_request(shop, redis_url):
