@@ -1,6 +1,6 @@
 """A site on 127.0.0.1 behind a reproduction of Cloudflare's challenges, for testing ``solve_cloudflare``.
 
-One aiohttp app, served twice from a background thread: over HTTP at ``url``, and over HTTPS (a
+One aiohttp app, served twice from background threads: over HTTP at ``url``, and over HTTPS (a
 self-signed certificate) on ``tls_port``, which a browser reaches as ``challenges.cloudflare.com``
 (and ``nopecha.com``, the reference page's demo host) with ``chromium_flags``: a host resolver rule to
 127.0.0.1 and no certificate checks. Each challenge page has a name of the test's choosing, and its
@@ -27,7 +27,8 @@ import secrets
 
 from aiohttp import web
 
-from tests.servers import Served, serve
+from shoal.demo.site import serve_app
+from tests.servers import self_signed
 
 WORK_S = 2.0
 SITE_KEY = "0x4AAAAAAADnPIDROrmt1Wwj"
@@ -158,7 +159,7 @@ class ChallengeSite:
         self.challenged: list[str] = []  # names of challenge pages served (as a challenge)
         self._rays: dict[str, tuple[str, str, str]] = {}  # ray -> (page path, name, what clears it)
         self._tokens: set[str] = set()  # issued widget tokens, each good once
-        self._served: Served | None = None
+        self._stops: list = []
 
     @property
     def chromium_flags(self) -> str:
@@ -167,13 +168,15 @@ class ChallengeSite:
         return f"'--host-resolver-rules={rules}' --ignore-certificate-errors"
 
     def __enter__(self) -> "ChallengeSite":
-        self._served = serve(self._app(), tls_hosts=CHALLENGE_HOSTS)
-        self.url, self.tls_port = self._served.url, self._served.tls_port
+        self.url, stop = serve_app(self._app())
+        tls_url, tls_stop = serve_app(self._app(), ssl_context=self_signed(CHALLENGE_HOSTS))
+        self.tls_port = int(tls_url.rsplit(":", 1)[1])
+        self._stops = [stop, tls_stop]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._served is not None:
-            self._served.stop()
+        for stop in self._stops:
+            stop()
 
     def _challenge(self, request: web.Request, ctype: str, name: str) -> web.Response:
         """The challenge for the page at ``request``, or the page itself once its cookie is there."""

@@ -18,13 +18,14 @@ from aiohttp import web
 from shoal.common.messages import RequestRecord
 from shoal.common.response import Response as PlainResponse
 from shoal.common.sessions import BROWSER_SESSION_ARGS, STEALTH_SESSION_ARGS, session_defaults
+from shoal.demo.site import serve_app
 from shoal.fetchers import AsyncDynamicSession, AsyncStealthySession
 from shoal.spiders import Request, Response, SessionConfigurationError, Spider
 from shoal.workers.browser import BrowserProcess, BrowserSession
 from shoal.workers.chromium import CHROME_PATHS, find_chromium
 from shoal.workers.profiles import Profile
 from tests.challenge_site import ChallengeSite
-from tests.servers import serve
+from tests.servers import self_signed
 
 try:
     CHROMIUM = find_chromium()
@@ -57,8 +58,7 @@ class Site:
 
     def __init__(self) -> None:
         self.hits: dict[str, int] = {}
-        self.served = serve(self._app())
-        self.url = self.served.url
+        self.url, self.stop = serve_app(self._app())
         self.port = int(self.url.rsplit(":", 1)[1])
 
     def _app(self) -> web.Application:
@@ -135,7 +135,7 @@ class Site:
 def site():
     running = Site()
     yield running
-    running.served.stop()
+    running.stop()
 
 
 class Pages(Spider):
@@ -260,8 +260,8 @@ class DohServer:
         self.questions: list[tuple[str, int]] = []
         app = web.Application()
         app.router.add_route("*", "/dns-query", self._query)
-        self.served = serve(app, tls_hosts=("127.0.0.1",))
-        self.template = f"https://127.0.0.1:{self.served.tls_port}/dns-query{{?dns}}"
+        url, self.stop = serve_app(app, ssl_context=self_signed(("127.0.0.1",)))
+        self.template = f"{url}/dns-query{{?dns}}"
 
     async def _query(self, request: web.Request) -> web.Response:
         if request.method == "POST":
@@ -297,7 +297,7 @@ def test_dns_over_https_resolves_names_through_the_secure_dns_resolver_only(site
     try:
         items, errors = crawl(redis_url, sessions, [(url, "secure", {}), (f"{url}?system", "system", {})])
     finally:
-        doh.served.stop()
+        doh.stop()
     assert items[("secure", url)]["h1"]  # the page, reached at the address the DoH server gave
     assert ("shop.doh-only.example", 1) in doh.questions
     assert "ERR_NAME_NOT_RESOLVED" in errors[f"{url}?system"]  # the system resolver does not know the name
