@@ -1,13 +1,10 @@
 """The reference page's "Multi-Session Spider", imports changed. Serve the demo shop first:
 
-    python -m shoal.demo --port 8000 &
-    shoal run examples/reference_multi_session.py -o products.jsonl
-
-Until browser workers land, the "stealth" sid is an HTTP session: swap in
-``AsyncStealthySession(headless=True, network_idle=True)`` once they do.
+python -m shoal.demo --port 8000 &
+shoal run examples/reference_multi_session.py -o products.jsonl
 """
 
-from shoal.fetchers import FetcherSession
+from shoal.fetchers import AsyncStealthySession, FetcherSession
 from shoal.spiders import Response, Spider
 
 
@@ -19,8 +16,14 @@ class ProductSpider(Spider):
         # Fast HTTP for listing pages (default)
         manager.add("http", FetcherSession())
 
-        # Product pages through their own session
-        manager.add("stealth", FetcherSession(impersonate="chrome"))
+        # Stealth browser for protected product pages
+        manager.add(
+            "stealth",
+            AsyncStealthySession(
+                headless=True,
+                network_idle=True,
+            ),
+        )
 
     async def parse(self, response: Response):
         for link in response.css("a.product::attr(href)").getall():

@@ -58,6 +58,7 @@ def _output_ok(output: str | None) -> bool:
 def run(args: argparse.Namespace) -> int:
     """``shoal run``: crawl with the spider in a file, on this machine."""
     from shoal.local import LocalOptions, run_spider
+    from shoal.spiders import SessionConfigurationError
     from shoal.spiders.loader import SpiderLoadError, create_spider, load_spider_file
 
     spider_args: dict[str, Any] = {**_key_values(args.arg, "-a"), **_quota_args(args)}
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with live or contextlib.nullcontext():
             result = run_spider(spider, **vars(options))
-    except (RedisError, OSError, RuntimeError, ValueError) as e:
+    except (RedisError, OSError, RuntimeError, ValueError, SessionConfigurationError) as e:
         console.print(f"[red]shoal: the crawl stopped: {type(e).__name__}: {e}[/red]")
         return 1
     stats = result.stats

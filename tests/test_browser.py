@@ -271,12 +271,6 @@ def test_browser_session_and_request_arguments_reach_the_server(shop, redis_url)
     assert "page action 'no_such_method' is not a method of BrowserArguments" in spider.errors["bad action"]
 
 
-def test_an_argument_the_browser_worker_cannot_honour_is_an_error_not_ignored():
-    config = {**session_defaults("stealth"), "solve_cloudflare": True}
-    with pytest.raises(ValueError, match="does not support the argument 'solve_cloudflare'"):
-        BrowserSession(BrowserProcess("stealth"), config, 1, resolve=lambda name: None)
-
-
 def test_a_missing_chromium_is_an_error_naming_what_was_searched(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("PLAYWRIGHT_BROWSERS_PATH", str(tmp_path))

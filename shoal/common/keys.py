@@ -143,6 +143,13 @@ def sequence(crawl: str) -> str:
     return _crawl(crawl, "seq")
 
 
+def session_starts(crawl: str) -> str:
+    """Stream: one entry per session a worker started for the crawl (fields ``sid``, ``worker``, ``error``:
+    empty when it started, else why it could not). The coordinator waits here for the non-lazy sessions
+    before the first request, and ends the crawl on an entry with an error."""
+    return _crawl(crawl, "session_starts")
+
+
 def proxy_rotation(crawl: str, sid: str) -> str:
     """Integer: where a sid's ProxyRotator stands, shared by all the sid's workers (cyclic: fetches so far;
     a custom strategy: the index it returned last)."""

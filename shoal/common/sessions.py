@@ -4,8 +4,10 @@ live sessions from them. Each argument table below lists the argument, its type 
 """
 
 import difflib
+import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from urllib.parse import urlparse
 
 import msgspec
 
@@ -16,6 +18,8 @@ if TYPE_CHECKING:
     from shoal.spiders import Spider
 
 Seconds = int | float
+#: Scrapling's bounds on some browser arguments.
+BrowserSeconds = Annotated[int, msgspec.Meta(ge=0)] | Annotated[float, msgspec.Meta(ge=0)]
 Impersonate = str | list[str] | None
 Proxy = str | dict[str, str] | list[str] | None
 WaitState = Literal["attached", "detached", "hidden", "visible"]
@@ -64,7 +68,7 @@ HTTP_REQUEST_ARGS: list[tuple[str, Any, Any]] = [
 
 #: AsyncDynamicSession(...) — Playwright on Chromium (and the base of the stealth session).
 BROWSER_SESSION_ARGS: list[tuple[str, Any, Any]] = [
-    ("max_pages", int, 1),
+    ("max_pages", Annotated[int, msgspec.Meta(ge=1, le=50)], 1),
     ("headless", bool, True),
     ("disable_resources", bool, False),
     ("network_idle", bool, False),
@@ -74,14 +78,14 @@ BROWSER_SESSION_ARGS: list[tuple[str, Any, Any]] = [
     ("wait_selector_state", WaitState, "attached"),
     ("cookies", list[dict[str, Any]] | None, None),
     ("google_search", bool, True),
-    ("wait", Seconds, 0),
+    ("wait", BrowserSeconds, 0),
     ("timezone_id", str | None, None),
     ("page_action", Any, None),
     ("page_setup", Any, None),
     ("proxy", Proxy, None),
     ("proxy_rotator", Any, None),
     ("extra_headers", dict[str, str] | None, None),
-    ("timeout", Seconds, 30000),
+    ("timeout", BrowserSeconds, 30000),
     ("init_script", str | None, None),
     ("user_data_dir", str, ""),
     ("selector_config", dict | None, None),
@@ -93,10 +97,10 @@ BROWSER_SESSION_ARGS: list[tuple[str, Any, Any]] = [
     ("extra_flags", list[str] | None, None),
     ("blocked_domains", list[str] | None, None),
     ("block_ads", bool, False),
-    ("retries", int, 3),
-    ("retry_delay", Seconds, 1),
+    ("retries", Annotated[int, msgspec.Meta(ge=1, le=10)], 3),
+    ("retry_delay", BrowserSeconds, 1),
     ("record_requests", bool, False),
-    ("max_recorded_requests", int, 1000),
+    ("max_recorded_requests", Annotated[int, msgspec.Meta(ge=1)], 1000),
     ("executable_path", str | None, None),
     ("dns_over_https", bool, False),
 ]
@@ -138,6 +142,18 @@ COMMON_REQUEST_ARGS: list[tuple[str, Any, Any]] = [
 
 #: Arguments that take a spider method (sent by name).
 CALLABLE_ARGS = ("page_action", "page_setup")
+#: Browser arguments that say how to launch the browser: meaningless for one already running at ``cdp_url``.
+LAUNCH_ARGS = (
+    "headless",
+    "executable_path",
+    "real_chrome",
+    "user_data_dir",
+    "extra_flags",
+    "dns_over_https",
+    "block_webrtc",
+    "hide_canvas",
+    "allow_webgl",
+)
 
 
 def _table(name: str, args: list[tuple[str, Any, Any]]) -> type[msgspec.Struct]:
@@ -178,7 +194,8 @@ class SessionSpec:
     _table: ClassVar[type[msgspec.Struct]]
 
     def __init_subclass__(cls) -> None:
-        cls._table = _table(f"{cls.__name__}Args", cls.args)
+        if "args" in cls.__dict__:  # a session class, not a base of several
+            cls._table = _table(f"{cls.__name__}Args", cls.args)
 
     def __init__(self, **kwargs: Any) -> None:
         _validate(self._table, kwargs, f"{type(self).__name__} argument")
@@ -187,7 +204,11 @@ class SessionSpec:
                 f"{type(self).__name__}: use either 'proxy_rotator' or a static 'proxy'/'proxies', not both "
                 "(a request's own proxy= still overrides the rotator)"
             )
+        self._check(kwargs)
         self.kwargs: dict[str, Any] = kwargs
+
+    def _check(self, kwargs: dict[str, Any]) -> None:
+        """Raise ValueError for arguments that are each valid but cannot work together."""
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
@@ -227,14 +248,44 @@ class FetcherSession(SessionSpec):
     args = HTTP_SESSION_ARGS + HTTP_BODY_ARGS
 
 
-class AsyncDynamicSession(SessionSpec):
+class BrowserSessionSpec(SessionSpec):
+    """The arguments both browser sessions take, and what they cannot combine."""
+
+    def _check(self, kwargs: dict[str, Any]) -> None:
+        what = type(self).__name__
+        defaults = self.defaults()
+        if cdp_url := kwargs.get("cdp_url"):
+            parsed = urlparse(cdp_url)
+            if parsed.scheme not in ("ws", "wss", "http", "https") or not parsed.netloc:
+                raise ValueError(
+                    f"{what} argument 'cdp_url' must be a ws://, wss://, http:// or https:// URL with a host"
+                )
+            launch = [name for name in LAUNCH_ARGS if name in kwargs and kwargs[name] != defaults[name]]
+            if launch:
+                raise ValueError(
+                    f"{what}: {', '.join(repr(name) for name in launch)} set how to launch a browser, but with "
+                    f"'cdp_url' the browser at {cdp_url} is already running: drop them, or drop 'cdp_url'"
+                )
+        if kwargs.get("user_data_dir") and kwargs.get("proxy_rotator"):
+            raise ValueError(
+                f"{what}: 'user_data_dir' cannot be combined with 'proxy_rotator': a profile is one browser "
+                "context, and rotating proxies needs a context per proxy"
+            )
+        if kwargs.get("real_chrome") and kwargs.get("executable_path"):
+            raise ValueError(f"{what}: give either 'real_chrome' or 'executable_path', not both")
+        for name in ("init_script", "executable_path"):
+            if kwargs.get(name) and not os.path.isabs(kwargs[name]):
+                raise ValueError(f"{what} argument '{name}' must be an absolute path (on the workers' machines)")
+
+
+class AsyncDynamicSession(BrowserSessionSpec):
     """A Playwright-driven Chromium: JavaScript rendering and browser automation."""
 
     kind = "dynamic"
     args = BROWSER_SESSION_ARGS
 
 
-class AsyncStealthySession(SessionSpec):
+class AsyncStealthySession(BrowserSessionSpec):
     """A Chromium hardened against bot detection (patchright)."""
 
     kind = "stealth"

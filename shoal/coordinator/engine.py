@@ -31,6 +31,7 @@ from shoal.coordinator.escalation import Escalation
 from shoal.coordinator.quotas import Quotas
 from shoal.coordinator.records import from_record, to_record
 from shoal.coordinator.robots import RobotsTxt
+from shoal.coordinator.sessions import SessionStarts
 from shoal.coordinator.stats import DOMAIN_BYTES, FAILED, PROXY, SESSION, STATUS, WORKER, add_counts, read_stats
 from shoal.coordinator.throttle import AutoThrottle, DomainDelays
 from shoal.queue import Commit, CrawlQueues, DispatchResult, Scheduled, frontier_member
@@ -44,6 +45,8 @@ _READ_COUNT = 128
 _CONTROL_EVERY_S = 0.5
 #: Longest wait between two attempts to reach Redis while it is unreachable.
 _MAX_BACKOFF_S = 5.0
+#: After this long waiting for the non-lazy sessions to start, the engine says which and why it may be.
+_SESSIONS_PATIENCE_S = 30.0
 
 
 class CrawlCancelled(Exception):
@@ -74,6 +77,7 @@ class CrawlEngine:
         self.crawl = crawl
         self.log = spider.logger
         self.sessions = spider.session_manager
+        self.session_starts = SessionStarts(redis, crawl, spider.session_manager)
         self.queues = CrawlQueues(redis, crawl)
         self.delays = DomainDelays(redis, crawl, spider.download_delay, AutoThrottle.of(spider))
         self.robots = RobotsTxt(redis, crawl) if spider.robots_txt_obey else None
@@ -255,6 +259,8 @@ class CrawlEngine:
         if result.request.robots_txt and self.robots:
             self._learn_robots(self.robots, result, commit)
             return commit
+        if result.error is not None and result.error.kind == "session":  # its worker could not start the session:
+            await self.session_starts.read()  # the crawl ends (SessionConfigurationError) with the worker's reason
         try:
             if result.error is not None:
                 kind, message = result.error.kind, result.error.message
@@ -398,6 +404,7 @@ class CrawlEngine:
         if self.escalation:
             await self.escalation.load()
         self.spider.attach_control(self.control)
+        await self._start_sessions()
         await self.spider.on_start(resuming=resuming)
         try:
             if resuming:
@@ -437,6 +444,27 @@ class CrawlEngine:
         self.log.info("%s", stats.to_dict())
         return stats
 
+    async def _start_sessions(self) -> None:
+        """Wait until workers have started the non-lazy sessions (raises SessionConfigurationError if one
+        could not start, CrawlCancelled if the crawl is cancelled meanwhile)."""
+        starts = self.session_starts
+        if starts.pending():
+            self.log.info("Waiting for workers to start the sessions %s", ", ".join(sorted(starts.pending())))
+        waiting_since = time.monotonic()
+        while starts.pending() and not self.pausing:
+            if await self._read_control() == b"cancel":
+                raise CrawlCancelled(self.crawl)
+            await starts.read(block_ms=int(_CONTROL_EVERY_S * 1000))
+            if starts.pending() and time.monotonic() - waiting_since > _SESSIONS_PATIENCE_S:
+                pending = starts.pending()
+                kinds = sorted({self.sessions.get(sid).kind for sid in pending})
+                self.log.warning(
+                    "Still waiting for the sessions %s to start: is a %s worker running?",
+                    ", ".join(sorted(pending)),
+                    " / ".join(kinds),
+                )
+                waiting_since = time.monotonic()
+
     def pause(self) -> None:
         """Stop dispatching and end ``run()`` once what is in flight is processed; the crawl stays resumable."""
         self.pausing = True
@@ -474,11 +502,13 @@ class CrawlEngine:
 
     async def _read_control(self) -> bytes:
         """What the client asks (run, pause, cancel), read at most every _CONTROL_EVERY_S seconds, with a
-        check that Redis still holds the crawl (raises CrawlStateLost when it does not); the spider's
-        live stats are brought up to date as often."""
+        check that Redis still holds the crawl (raises CrawlStateLost when it does not) and that no session
+        failed to start (raises SessionConfigurationError); the spider's live stats are brought up to date
+        as often."""
         if time.monotonic() - self._control_read >= _CONTROL_EVERY_S:
             self._control_read = time.monotonic()
             await self._check_state()
+            await self.session_starts.read()  # a session that could not start ends the crawl
             self._control = await self.redis.hget(keys.state(self.crawl), "control") or b"run"
             await self._sync_stats()
         return self._control

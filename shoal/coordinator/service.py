@@ -33,7 +33,7 @@ from shoal.coordinator.engine import CrawlCancelled, CrawlEngine, CrawlStateLost
 from shoal.coordinator.lease import RENEW_S, Leases
 from shoal.queue import CrawlQueues
 from shoal.specs import load_spec, store_spec
-from shoal.spiders import Spider
+from shoal.spiders import SessionConfigurationError, Spider
 from shoal.spiders.loader import crawl_spec, load_spider
 
 log = logging.getLogger("shoal.coordinator")
@@ -192,7 +192,10 @@ class Coordinator:
             log.warning("crawl %s stopped here: Redis unreachable (%s); it resumes once Redis is back", crawl, e)
         except Exception as e:
             lost = isinstance(e, CrawlStateLost)  # Redis came back empty: the reason says so, no traceback
-            await self._fail(crawl, str(e) if lost else "".join(traceback.format_exception(e)))
+            if lost or isinstance(e, SessionConfigurationError):  # a worker's reason is the whole story
+                await self._fail(crawl, str(e) if lost else f"{type(e).__name__}: {e}")
+            else:
+                await self._fail(crawl, "".join(traceback.format_exception(e)))
             if lost:
                 await self.redis.sadd(keys.CRAWLS, crawl)  # so that `shoal status` lists it, failed, with the reason
             await CrawlQueues(self.redis, crawl).end()

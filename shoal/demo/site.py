@@ -6,6 +6,7 @@ compute exactly which items a crawl must find (``ShopSite.expected_items``).
 
 import asyncio
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -207,9 +208,11 @@ def _app(running: RunningSite) -> web.Application:
     return app
 
 
-def serve_app(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> tuple[str, Callable[[], None]]:
-    """Serve ``app`` from a background thread with its own event loop; returns its base URL and a function
-    that stops it, once it listens."""
+def serve_app(
+    app: web.Application, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
+) -> tuple[str, Callable[[], None]]:
+    """Serve ``app`` (over HTTPS with ``ssl_context``) from a background thread with its own event loop; returns
+    its base URL and a function that stops it, once it listens."""
     ready = threading.Event()
     loop = asyncio.new_event_loop()
     bound: list[int] = []
@@ -217,7 +220,7 @@ def serve_app(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> t
     async def serve() -> web.AppRunner:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, host, port, backlog=1024).start()
+        await web.TCPSite(runner, host, port, backlog=1024, ssl_context=ssl_context).start()
         bound.append(runner.addresses[0][1])
         return runner
 
@@ -237,7 +240,7 @@ def serve_app(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> t
         loop.call_soon_threadsafe(loop.stop)
         worker.join(10)
 
-    return f"http://{host}:{bound[0]}", stop
+    return f"{'https' if ssl_context else 'http'}://{host}:{bound[0]}", stop
 
 
 def start_site(site: ShopSite, host: str = "127.0.0.1", port: int = 0) -> RunningSite:

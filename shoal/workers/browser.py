@@ -1,23 +1,31 @@
 """Browser sessions: AsyncDynamicSession (Playwright) and AsyncStealthySession (patchright), on Chromium.
 
-A worker process owns one Chromium per launch configuration. Each (crawl, sid) session keeps one
-long-lived context per proxy and a pool of reused tabs: the worker takes only as many jobs as it has
-tabs, a context is recycled after ``RECYCLE_PAGES`` pages so memory stays flat, and a browser that
-crashed is relaunched and the interrupted fetch retried.
+A worker process owns one Chromium per launch configuration, or a connection to the browser a
+session's ``cdp_url`` names. Each (crawl, sid) session keeps one long-lived context per proxy and a
+pool of reused tabs: the worker takes only as many jobs as it has tabs, a context is recycled after
+``RECYCLE_PAGES`` pages so memory stays flat, and a browser that crashed is relaunched and the
+interrupted fetch retried. A session with a profile (``user_data_dir``; ``dns_over_https``, which
+Chromium reads from its profile) has a browser of its own on that profile, a persistent context kept
+for the session's life; its requests through another proxy use the shared browser.
 """
 
 import asyncio
 import logging
 import os
+import shlex
 import time
 import weakref
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus, urlparse
 
 from shoal.common.messages import FetchError, FetchResult, RequestRecord
-from shoal.workers.chromium import find_chromium
+from shoal.workers import cloudflare
+from shoal.workers.capture import RequestRecorder, page_html
+from shoal.workers.chromium import find_chrome, find_chromium
 from shoal.workers.memory import tree_memory
+from shoal.workers.profiles import Profile
 from shoal.workers.proxies import ProxyRotation
 
 log = logging.getLogger("shoal.worker.browser")
@@ -26,7 +34,19 @@ log = logging.getLogger("shoal.worker.browser")
 RECYCLE_PAGES = 500
 #: Memory (bytes, the worker with its browser processes) above which contexts are recycled early.
 MAX_RSS = int(os.environ.get("SHOAL_BROWSER_MAX_RSS_MB", "1536")) * 2**20
-BLOCKED_RESOURCES = {"font", "image", "media", "beacon", "object", "imageset", "texttrack", "websocket", "csp_report"}
+#: What ``disable_resources`` drops (the resource types Scrapling drops).
+BLOCKED_RESOURCES = {
+    "font",
+    "image",
+    "media",
+    "beacon",
+    "object",
+    "imageset",
+    "texttrack",
+    "websocket",
+    "csp_report",
+    "stylesheet",
+}
 #: Flags for every browser: quiet, fast, nothing phoning home (this machine reaches no network).
 BASE_FLAGS = (
     "--no-first-run",
@@ -44,27 +64,24 @@ BASE_FLAGS = (
 #: Stealth: WebGL through Mesa (ANGLE on GL/EGL), not the SwiftShader software renderer that marks headless.
 STEALTH_FLAGS = ("--use-gl=angle", "--use-angle=gl-egl", "--ignore-gpu-blocklist", "--window-size=1920,1080")
 SCREEN = {"width": 1920, "height": 1080}
-#: Session arguments shoal's browser workers do not implement: setting one is an error, never ignored.
-UNSUPPORTED = (
-    "real_chrome",
-    "cdp_url",
-    "user_data_dir",
-    "record_requests",
-    "block_ads",
-    "pierce_shadow",
-    "dns_over_https",
-    "solve_cloudflare",
-)
+#: Flags the operator adds to every browser this worker launches (shell syntax), e.g. host resolver rules
+#: in a closed network.
+FLAGS_ENV = "SHOAL_CHROMIUM_FLAGS"
+#: With ``solve_cloudflare``, a session's timeout is at least this (ms), as in Scrapling.
+CLOUDFLARE_TIMEOUT = 60_000
+#: Stealth arguments a request may give that are launch flags: such a request gets a browser launched with them.
+LAUNCH_PER_REQUEST = ("block_webrtc", "hide_canvas", "allow_webgl")
 
 
 class BrowserProcess:
-    """The Chromium processes of one worker, by launch configuration, launched on first use."""
+    """The browsers of one worker: launched (or connected to) per launch configuration on first use."""
 
     def __init__(self, kind: str, max_rss: int = MAX_RSS) -> None:
         self.kind = kind
         self.max_rss = max_rss
         self._driver: Any = None
         self._browsers: dict[tuple, Any] = {}
+        self._agents: dict[str, str] = {}  # executable -> the user agent its headful self sends
         self._lock = asyncio.Lock()
         self._rss_checked = 0.0
         self._over = False
@@ -80,9 +97,17 @@ class BrowserProcess:
                 log.warning("browser worker uses %d MB; recycling contexts", rss // 2**20)
         return self._over
 
-    async def browser(self, config: dict[str, Any]) -> Any:
-        """A running browser for ``config``'s launch options (relaunched if it died)."""
-        flags = list(BASE_FLAGS) + list(config.get("extra_flags") or [])
+    async def _start_driver(self) -> Any:
+        if self._driver is None:
+            module = "patchright" if self.kind == "stealth" else "playwright"
+            api = __import__(f"{module}.async_api", fromlist=["async_playwright"])
+            self._driver = await api.async_playwright().start()
+        return self._driver
+
+    async def _launch_options(self, config: dict[str, Any]) -> dict[str, Any]:
+        """How to launch a browser for ``config``: which executable, headless or not, with which flags."""
+        executable = find_chrome() if config["real_chrome"] else find_chromium(config.get("executable_path"))
+        flags = list(BASE_FLAGS) + shlex.split(os.environ.get(FLAGS_ENV, "")) + list(config.get("extra_flags") or [])
         if self.kind == "stealth":
             flags += STEALTH_FLAGS
             if config["block_webrtc"]:
@@ -93,39 +118,63 @@ class BrowserProcess:
                 flags.append("--fingerprinting-canvas-image-data-noise")
         if config.get("locale"):
             flags += [f"--lang={config['locale']}", f"--accept-lang={config['locale']}"]
-        executable = find_chromium(config.get("executable_path"))
-        key = (executable, bool(config["headless"]), tuple(flags))
+        if self.kind == "stealth":
+            flags.append(f"--user-agent={await self._real_user_agent(executable)}")
+        return {
+            "executable_path": executable,
+            "headless": config["headless"],
+            "args": flags,
+            "ignore_default_args": ["--enable-automation"],
+            "chromium_sandbox": False,
+        }
+
+    async def browser(self, config: dict[str, Any]) -> Any:
+        """A running browser for ``config``: the one its ``cdp_url`` names, else one launched with its launch
+        options (relaunched if it died)."""
         async with self._lock:
+            driver = await self._start_driver()
+            if cdp_url := config.get("cdp_url"):
+                key: tuple = ("cdp", cdp_url)
+                launch: dict[str, Any] = {}
+            else:
+                launch = await self._launch_options(config)
+                key = (launch["executable_path"], bool(launch["headless"]), tuple(launch["args"]))
             browser = self._browsers.get(key)
             if browser is None or not browser.is_connected():
-                if self._driver is None:
-                    module = "patchright" if self.kind == "stealth" else "playwright"
-                    api = __import__(f"{module}.async_api", fromlist=["async_playwright"])
-                    self._driver = await api.async_playwright().start()
-                if self.kind == "stealth":
-                    flags.append(f"--user-agent={await self._real_user_agent(executable)}")
-                browser = await self._driver.chromium.launch(
-                    executable_path=executable,
-                    headless=config["headless"],
-                    args=flags,
-                    ignore_default_args=["--enable-automation"],
-                    chromium_sandbox=False,
-                )
+                if cdp_url:
+                    browser = await driver.chromium.connect_over_cdp(cdp_url)
+                    log.info("connected to %s browser %s at %s", self.kind, browser.version, cdp_url)
+                else:
+                    browser = await driver.chromium.launch(**launch)
+                    log.info("launched %s Chromium %s (%s)", self.kind, browser.version, launch["executable_path"])
                 self._browsers[key] = browser
-                log.info("launched %s Chromium %s (%s)", self.kind, browser.version, executable)
         return browser
+
+    async def persistent(self, config: dict[str, Any], profile: Path, options: dict[str, Any]) -> Any:
+        """A browser of its own on ``profile``, launched with ``config``'s launch options: its one context,
+        made with the context ``options``."""
+        async with self._lock:
+            driver = await self._start_driver()
+            launch = await self._launch_options(config)
+        context = await driver.chromium.launch_persistent_context(str(profile), **launch, **options)
+        log.info("launched %s Chromium on profile %s (%s)", self.kind, profile, launch["executable_path"])
+        return context
 
     async def _real_user_agent(self, executable: str) -> str:
         """The user agent a headful Chromium of this version sends: no "HeadlessChrome" anywhere."""
-        probe = await self._driver.chromium.launch(executable_path=executable, headless=True)
-        try:
-            page = await probe.new_page()
-            agent = await page.evaluate("navigator.userAgent")
-        finally:
-            await probe.close()
-        return agent.replace("HeadlessChrome", "Chrome")
+        if executable not in self._agents:
+            probe = await self._driver.chromium.launch(executable_path=executable, headless=True)
+            try:
+                page = await probe.new_page()
+                self._agents[executable] = (await page.evaluate("navigator.userAgent")).replace(
+                    "HeadlessChrome", "Chrome"
+                )
+            finally:
+                await probe.close()
+        return self._agents[executable]
 
     async def close(self) -> None:
+        """Close the browsers this worker launched, and leave those it connected to (over CDP) running."""
         for browser in self._browsers.values():
             if browser.is_connected():
                 await browser.close()
@@ -133,6 +182,16 @@ class BrowserProcess:
         if self._driver is not None:
             await self._driver.stop()
             self._driver = None
+
+
+async def remote_user_agent(browser: Any) -> str:
+    """The user agent of a browser reached over CDP, as its headful self would send it."""
+    cdp = await browser.new_browser_cdp_session()
+    try:
+        version = await cdp.send("Browser.getVersion")
+    finally:
+        await cdp.detach()
+    return version["userAgent"].replace("HeadlessChrome", "Chrome")
 
 
 def _error_kind(error: Exception) -> str:
@@ -146,21 +205,39 @@ def _error_kind(error: Exception) -> str:
     return "timeout" if "timeout" in type(error).__name__.lower() else "browser"
 
 
-def _refuse_unsupported(kind: str, args: dict[str, Any]) -> None:
-    for name in UNSUPPORTED:
-        if args.get(name) not in (None, False, "", [], {}):
-            raise ValueError(f"the {kind} worker does not support the argument '{name}' yet")
+def _blocked(host: str, domains: frozenset[str]) -> bool:
+    """Whether ``host`` is one of ``domains`` or a subdomain of one."""
+    labels = host.split(".")
+    return any(".".join(labels[i:]) in domains for i in range(len(labels)))
+
+
+def _ad_domains() -> frozenset[str]:
+    """The ad and tracker domains ``block_ads`` blocks: the list Scrapling ships (Peter Lowe's ad server
+    list), updated with each Scrapling release."""
+    from scrapling.engines.toolbelt.ad_domains import AD_DOMAINS
+
+    return frozenset(AD_DOMAINS)
 
 
 class _Context:
     """One browser context (per proxy) with its pool of idle tabs."""
 
-    def __init__(self, context: Any) -> None:
+    def __init__(self, context: Any, persistent: bool = False) -> None:
         self.context = context
-        self.idle: list[Any] = []
+        self.persistent = persistent  # on the session's own profile: never recycled
+        self.idle: list[Any] = list(context.pages)  # a persistent context opens with a tab
         self.served = 0
         self.busy = 0
         self.retired = False
+        self.closed = False
+        context.on("close", self._on_close)
+
+    def _on_close(self, _: Any) -> None:
+        self.closed = True
+
+    def alive(self) -> bool:
+        browser = self.context.browser  # None for a persistent context
+        return not self.closed and (browser is None or browser.is_connected())
 
     async def release(self, page: Any | None) -> None:
         """Give a reserved tab back; a retired context closes (with its tabs) when its last tab comes back."""
@@ -173,7 +250,7 @@ class _Context:
 
 
 class BrowserSession:
-    """Fetches requests for one browser session spec with a pool of ``tabs`` reused tabs."""
+    """Fetches requests for one browser session spec (of sid ``sid``) with a pool of ``tabs`` reused tabs."""
 
     def __init__(
         self,
@@ -182,54 +259,89 @@ class BrowserSession:
         tabs: int,
         resolve: Callable[[str], Callable[..., Awaitable[Any]]],
         rotation: ProxyRotation | None = None,
+        sid: str = "",
     ) -> None:
-        _refuse_unsupported(process.kind, config)
         self.process = process
-        self.config = config
+        self.config = dict(config)
+        if self.config.get("solve_cloudflare"):
+            self.config["timeout"] = max(float(self.config["timeout"]), CLOUDFLARE_TIMEOUT)
         self.tabs = asyncio.Semaphore(tabs)
         self.resolve = resolve
         self.rotation = rotation
+        self.sid = sid
+        self._blocked = frozenset(self.config.get("blocked_domains") or ())
+        if self.config.get("block_ads"):
+            self._blocked |= _ad_domains()
+        self._profile: Profile | None = None
+        self._agent: str | None = None  # the user agent of a stealth session's remote (CDP) browser
         self._contexts: dict[str, _Context] = {}
         self._lock = asyncio.Lock()
         self._setups: weakref.WeakKeyDictionary[Any, tuple] = weakref.WeakKeyDictionary()  # tab -> its headers, routes
 
-    async def warm(self) -> None:
-        """Launch the browser and open the default context now, not on the first job."""
-        if self.rotation is not None:  # the contexts are per proxy, opened as the rotation reaches them
-            await self.process.browser(self.config)
-            return
-        holder = await self._context(self.config.get("proxy"))
-        await holder.release(None)
+    async def start(self) -> None:
+        """Launch (or connect to) the browser and open the default context: what the first job would do,
+        done now, so that a session that cannot start says so before any request."""
+        config = self.config
+        try:
+            if config["user_data_dir"] and self.rotation is None:
+                self._profile = Profile.claim(Path(config["user_data_dir"]) / self.sid)
+            elif config["dns_over_https"] and self.rotation is None:  # with proxies, the proxies resolve names
+                self._profile = Profile.temporary()
+            if self._profile is not None and config["dns_over_https"]:
+                self._profile.use_secure_dns()
+            if config.get("cdp_url") and self.process.kind == "stealth" and not config.get("useragent"):
+                self._agent = await remote_user_agent(await self.process.browser(config))
+            if self.rotation is not None:  # the contexts are per proxy, opened as the rotation reaches them
+                await self.process.browser(config)
+                return
+            holder = await self._context(config.get("proxy"))
+            await holder.release(None)
+        except BaseException:
+            await self.close()
+            raise
 
-    async def _context(self, proxy: Any) -> _Context:
-        """The context for ``proxy`` with a tab reserved in it: give it back with ``release``."""
-        key = repr(proxy)
+    def _options(self, proxy: Any) -> dict[str, Any]:
+        """The context options for ``proxy``."""
+        options: dict[str, Any] = {
+            "locale": self.config.get("locale"),
+            "timezone_id": self.config.get("timezone_id"),
+            "user_agent": self.config.get("useragent") or self._agent,
+        }
+        if proxy:
+            options["proxy"] = {"server": proxy} if isinstance(proxy, str) else proxy
+        if self.process.kind == "stealth":
+            options.update(screen=SCREEN, viewport=SCREEN, color_scheme="dark")
+        options.update(self.config.get("additional_args") or {})
+        return {k: v for k, v in options.items() if v is not None}
+
+    async def _context(self, proxy: Any, launch: dict[str, Any] | None = None) -> _Context:
+        """The context for ``proxy`` (in a browser launched with the session's arguments updated with ``launch``)
+        with a tab reserved in it: give it back with ``release``."""
+        key = repr((proxy, sorted((launch or {}).items())))
         async with self._lock:
             holder = self._contexts.get(key)
-            if holder is not None and (holder.served >= RECYCLE_PAGES or self.process.over_memory()):
+            if (
+                holder is not None
+                and not holder.persistent
+                and (holder.served >= RECYCLE_PAGES or self.process.over_memory())
+            ):
                 holder.retired = True  # new fetches get a fresh context; this one closes once idle
                 if holder.busy == 0:
                     await holder.context.close()
                 holder = None
-            if holder is None or not holder.context.browser.is_connected():
-                browser = await self.process.browser(self.config)
-                options: dict[str, Any] = {
-                    "locale": self.config.get("locale"),
-                    "timezone_id": self.config.get("timezone_id"),
-                }
-                if self.config.get("useragent"):
-                    options["user_agent"] = self.config["useragent"]
-                if proxy:
-                    options["proxy"] = {"server": proxy} if isinstance(proxy, str) else proxy
-                if self.process.kind == "stealth":
-                    options.update(screen=SCREEN, viewport=SCREEN, color_scheme="dark")
-                options.update(self.config.get("additional_args") or {})
-                context = await browser.new_context(**{k: v for k, v in options.items() if v is not None})
+            if holder is None or not holder.alive():
+                options = self._options(proxy)
+                persistent = self._profile is not None and proxy == self.config.get("proxy") and not launch
+                if persistent:
+                    context = await self.process.persistent(self.config, self._profile.path, options)
+                else:
+                    browser = await self.process.browser({**self.config, **(launch or {})})
+                    context = await browser.new_context(**options)
                 if self.config.get("cookies"):
                     await context.add_cookies(self.config["cookies"])
                 if self.config.get("init_script"):
                     await context.add_init_script(path=self.config["init_script"])
-                holder = self._contexts[key] = _Context(context)
+                holder = self._contexts[key] = _Context(context, persistent)
             holder.busy += 1
             holder.served += 1
         return holder
@@ -244,58 +356,86 @@ class BrowserSession:
         return page
 
     async def fetch(self, crawl: str, request: RequestRecord) -> FetchResult:
-        """Load ``request.url`` in a tab and return the rendered page; retried once after a browser crash."""
+        """Load ``request.url`` in a tab and return the rendered page. A failed attempt is tried again up to
+        the session's ``retries`` attempts in all, ``retry_delay`` seconds apart (at once after a browser
+        crash, in a relaunched browser)."""
+        attempts = max(1, int(self.config["retries"]))
         async with self.tabs:
-            for attempt in (1, 2):
+            for attempt in range(1, attempts + 1):
                 try:
                     return await self._fetch(crawl, request)
                 except Exception as e:
-                    crashed = "closed" in str(e).lower() or "crash" in str(e).lower()
-                    if attempt == 1 and crashed:
+                    kind = _error_kind(e)
+                    if attempt == attempts or kind == "invalid":
+                        error = FetchError(kind=kind, message=f"{request.url}: {str(e).splitlines()[0]}")
+                        return FetchResult(crawl=crawl, request=request, error=error)
+                    if "closed" in str(e).lower() or "crash" in str(e).lower():
                         log.warning("browser failed during %s (%s); relaunching and retrying", request.url, e)
-                        continue
-                    error = FetchError(kind=_error_kind(e), message=f"{request.url}: {str(e).splitlines()[0]}")
-                    return FetchResult(crawl=crawl, request=request, error=error)
-        raise AssertionError("unreachable")
+                    else:
+                        log.info("attempt %d at %s failed (%s); retrying", attempt, request.url, str(e).splitlines()[0])
+                        await asyncio.sleep(float(self.config["retry_delay"]))
+        raise AssertionError("unreachable: the last attempt returns")
 
     async def _fetch(self, crawl: str, request: RequestRecord) -> FetchResult:
         args = {**self.config, **request.kwargs}
-        _refuse_unsupported(self.process.kind, request.kwargs)
         proxy = request.kwargs.get("proxy")
         if not proxy:
             proxy = await self.rotation.next() if self.rotation is not None else self.config.get("proxy")
-        holder = await self._context(proxy)
+        launch = {
+            name: request.kwargs[name]
+            for name in LAUNCH_PER_REQUEST
+            if name in request.kwargs and request.kwargs[name] != self.config.get(name)
+        }
+        holder = await self._context(proxy, launch)
         page = None
         started = time.perf_counter()
         try:
             page = await self._page(holder)
             headers = {**(self.config.get("extra_headers") or {}), **(request.kwargs.get("extra_headers") or {})}
             await self._prepare(page, {k: str(v) for k, v in headers.items()}, args)
-            if args.get("page_setup"):
-                await self.resolve(args["page_setup"])(page)
-            referer = headers.get("referer") or headers.get("Referer")
-            if args["google_search"] and not referer:
-                referer = f"https://www.google.com/search?q={quote_plus(urlparse(request.url).hostname or '')}"
-            timeout = float(args["timeout"])
-            response = await page.goto(request.url, referer=referer, timeout=timeout)
-            await page.wait_for_load_state("load", timeout=timeout)
-            if args["load_dom"]:
-                await page.wait_for_load_state("domcontentloaded", timeout=timeout)
-            if args["network_idle"]:
-                await page.wait_for_load_state("networkidle", timeout=timeout)
-            if args.get("page_action"):
-                await self.resolve(args["page_action"])(page)
-            if args.get("wait_selector"):
-                await page.locator(args["wait_selector"]).first.wait_for(
-                    state=args["wait_selector_state"], timeout=timeout
-                )
-            if args["wait"]:
-                await page.wait_for_timeout(float(args["wait"]))
-            received = await response.all_headers() if response else {}
-            if "html" in received.get("content-type", "html"):  # as in Scrapling: the rendered page
-                body = (await page.content()).encode()
-            else:  # text, JSON, robots.txt ... as the server sent it, not wrapped in Chromium's viewer page
-                body = await response.body()
+            navigations: list[Any] = []  # the main frame's document responses: the last is the page's
+
+            def navigated(response: Any) -> None:
+                if response.request.is_navigation_request() and response.frame == page.main_frame:
+                    navigations.append(response)
+
+            page.on("response", navigated)
+            recorder = RequestRecorder(page, int(args["max_recorded_requests"])) if args["record_requests"] else None
+            try:
+                if args.get("page_setup"):
+                    await self.resolve(args["page_setup"])(page)
+                referer = headers.get("referer") or headers.get("Referer")
+                if args["google_search"] and not referer:
+                    referer = f"https://www.google.com/search?q={quote_plus(urlparse(request.url).hostname or '')}"
+                timeout = float(args["timeout"])
+                first = await page.goto(request.url, referer=referer, timeout=timeout)
+                await self._settle(page, args, timeout)
+                if args.get("solve_cloudflare"):
+                    await cloudflare.solve(page)
+                    await self._settle(page, args, timeout)
+                if args.get("page_action"):
+                    await self.resolve(args["page_action"])(page)
+                if args.get("wait_selector"):
+                    await page.locator(args["wait_selector"]).first.wait_for(
+                        state=args["wait_selector_state"], timeout=timeout
+                    )
+                if args["wait"]:
+                    await page.wait_for_timeout(float(args["wait"]))
+                response = navigations[-1] if navigations else first
+                received = await response.all_headers() if response else {}
+                if "html" in received.get("content-type", "html"):  # as in Scrapling: the rendered page
+                    body = (await page_html(page, bool(args["pierce_shadow"]))).encode()
+                else:  # text, JSON, robots.txt ... as the server sent it, not wrapped in Chromium's viewer page
+                    body = await response.body()
+                meta: dict[str, Any] = {"proxy": proxy} if proxy else {}
+                if recorder is not None:
+                    meta["network"] = await recorder.records()
+                    if recorder.dropped:
+                        meta["network_dropped"] = recorder.dropped
+            finally:
+                page.remove_listener("response", navigated)
+                if recorder is not None:
+                    recorder.detach()
             cookies = await holder.context.cookies(page.url)
             return FetchResult(
                 crawl=crawl,
@@ -307,31 +447,42 @@ class BrowserSession:
                 cookies={cookie["name"]: cookie["value"] for cookie in cookies},
                 body=body,
                 elapsed=time.perf_counter() - started,
-                meta={"proxy": proxy} if proxy else {},
+                meta=meta,
             )
         finally:
             await holder.release(page)
 
+    @staticmethod
+    async def _settle(page: Any, args: dict[str, Any], timeout: float) -> None:
+        """Wait for the page to load (its DOM with ``load_dom``, the network to go quiet with ``network_idle``)."""
+        await page.wait_for_load_state("load", timeout=timeout)
+        if args["load_dom"]:
+            await page.wait_for_load_state("domcontentloaded", timeout=timeout)
+        if args["network_idle"]:
+            await page.wait_for_load_state("networkidle", timeout=timeout)
+
     async def _prepare(self, page: Any, headers: dict[str, str], args: dict[str, Any]) -> None:
-        """Give a reused tab this fetch's extra headers and resource blocking, talking to the browser only
-        when they differ from what the tab has from its previous fetch."""
-        blocked_domains = frozenset(args.get("blocked_domains") or ())
-        setup = (tuple(sorted(headers.items())), bool(args["disable_resources"]), blocked_domains)
+        """Give a reused tab this fetch's extra headers, timeouts and resource blocking, talking to the browser
+        only when they differ from what the tab has from its previous fetch."""
+        blocked = self._blocked | frozenset(args.get("blocked_domains") or ())
+        timeout = float(args["timeout"])
+        setup = (tuple(sorted(headers.items())), bool(args["disable_resources"]), blocked, timeout)
         if self._setups.get(page) == setup:
             return
+        page.set_default_timeout(timeout)  # page actions and waits get the session's timeout, as in Scrapling
         await page.set_extra_http_headers(headers)
         await page.unroute("**/*")
-        if args["disable_resources"] or blocked_domains:
-            await self._route(page, args["disable_resources"], blocked_domains)
+        if args["disable_resources"] or blocked:
+            await self._route(page, args["disable_resources"], blocked)
         self._setups[page] = setup
 
     async def _route(self, page: Any, disable: bool, blocked_domains: frozenset[str]) -> None:
-        """Block resource types (``disable``) or domains in this tab."""
+        """Block resource types (``disable``) or domains (and their subdomains) in this tab."""
 
         async def handle(route: Any) -> None:
-            host = urlparse(route.request.url).hostname or ""
-            if (disable and route.request.resource_type in BLOCKED_RESOURCES) or any(
-                host == d or host.endswith("." + d) for d in blocked_domains
+            request = route.request
+            if (disable and request.resource_type in BLOCKED_RESOURCES) or _blocked(
+                urlparse(request.url).hostname or "", blocked_domains
             ):
                 await route.abort()
             else:
@@ -341,5 +492,9 @@ class BrowserSession:
 
     async def close(self) -> None:
         for holder in self._contexts.values():
-            await holder.context.close()
+            if not holder.closed:
+                await holder.context.close()
         self._contexts.clear()
+        if self._profile is not None:
+            self._profile.release()
+            self._profile = None

@@ -1,4 +1,5 @@
-"""Finding a Chromium to drive: a path you give, Playwright's own browsers, or the system's."""
+"""Finding a browser to drive: a Chromium (a path you give, Playwright's own browsers, or the system's), or
+for ``real_chrome`` an installed Google Chrome."""
 
 import os
 import shutil
@@ -7,6 +8,10 @@ from pathlib import Path
 #: Environment variable naming the Chromium (or Chrome) executable to use.
 ENV = "SHOAL_CHROMIUM"
 SYSTEM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+#: Where Google's packages install Chrome (and where Playwright's ``channel="chrome"`` looks), then its
+#: names on PATH.
+CHROME_PATHS = ("/opt/google/chrome/chrome",)
+CHROME_NAMES = ("google-chrome-stable", "google-chrome")
 
 
 def _playwright_browsers() -> list[Path]:
@@ -32,4 +37,19 @@ def find_chromium(explicit: str | None = None) -> str:
     raise FileNotFoundError(
         f"no Chromium found; searched {'; '.join(searched)}. Install one (Debian: apt-get install chromium) "
         f"or point ${ENV} or the session's executable_path at it."
+    )
+
+
+def find_chrome() -> str:
+    """The installed Google Chrome (for ``real_chrome=True``); FileNotFoundError naming where it looked."""
+    for path in CHROME_PATHS:
+        if os.access(path, os.X_OK):
+            return path
+    for name in CHROME_NAMES:
+        if found := shutil.which(name):
+            return found
+    raise FileNotFoundError(
+        f"real_chrome=True needs Google Chrome, and none is installed here (looked at {', '.join(CHROME_PATHS)} "
+        f"and on PATH for {', '.join(CHROME_NAMES)}). Install Google Chrome on the worker's machine, or drop "
+        "real_chrome to use Chromium."
     )

@@ -106,6 +106,9 @@ class HttpSession:
         refuse = {} if self.truncate else {CurlOpt.MAXFILESIZE_LARGE: self.max_body}
         self._session = AsyncSession(max_clients=max_clients, curl_options=refuse)
 
+    async def start(self) -> None:
+        """Nothing to start: curl_cffi connects as requests need it."""
+
     def _get(self, kwargs: dict[str, Any], name: str) -> Any:
         """The request's value for ``name`` if it gives one (even None), else the session's."""
         return kwargs[name] if name in kwargs else self.config.get(name)

@@ -23,6 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from shoal import __version__
 from shoal.common import keys
 from shoal.common.messages import (
+    CrawlSpec,
     FetchError,
     FetchJob,
     FetchResult,
@@ -56,7 +57,13 @@ DRAIN_S = 10.0
 _MAINTENANCE_S = 1.0
 
 
+class SessionStartError(Exception):
+    """A session of a crawl that this worker could not start (the reason says why)."""
+
+
 class Session(Protocol):
+    async def start(self) -> None: ...
+
     async def fetch(self, crawl: str, request: RequestRecord) -> FetchResult: ...
 
     async def close(self) -> None: ...
@@ -96,6 +103,7 @@ class Worker:
         self._room = asyncio.Event()
         self._room.set()
         self._sessions: dict[tuple[str, str], Session] = {}
+        self._unstartable: dict[tuple[str, str], str] = {}  # sessions that could not start, with the reason
         self._session_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._tasks: set[asyncio.Task] = set()
         self._seen_sessions: set[tuple[str, str]] = set()
@@ -169,6 +177,8 @@ class Worker:
         self._crawls = live
         for crawl_sid in [cs for cs in self._sessions if cs[0] not in live]:
             await self._sessions.pop(crawl_sid).close()
+        for crawl_sid in [cs for cs in self._unstartable if cs[0] not in live]:
+            del self._unstartable[crawl_sid]
         free = self.capacity - len(self._held)
         if free > 0:
             reclaimed = await self.streams.reclaim(free, LEASE_MS)
@@ -187,17 +197,37 @@ class Worker:
                 log.error("Redis lost crawl %s's state (restarted without persistence?); closing its sessions", crawl)
 
     async def _session(self, crawl: str, sid: str) -> Session:
+        """The started session for a crawl's sid, started on first use; raises SessionStartError if it could
+        not start (reported once to the crawl, whose coordinator then ends it)."""
         key = (crawl, sid)
         if key in self._sessions:
             return self._sessions[key]
         async with self._session_locks.setdefault(key, asyncio.Lock()):
+            if key in self._unstartable:
+                raise SessionStartError(self._unstartable[key])
             if key not in self._sessions:
-                self._sessions[key] = await self._build_session(crawl, sid)
+                spec = await self._crawl_spec(crawl, sid)
+                try:
+                    session = self._build_session(crawl, sid, spec)
+                    await session.start()
+                except Exception as e:
+                    reason = f"{type(e).__name__}: {str(e).strip()}"
+                    log.error("could not start %s session '%s' of crawl %s: %s", self.kind, sid, crawl, reason)
+                    self._unstartable[key] = reason
+                    await self._report_start(crawl, sid, reason)
+                    raise SessionStartError(reason) from None
+                self._sessions[key] = session
+                await self._report_start(crawl, sid, "")
                 log.info("started %s session '%s' for crawl %s", self.kind, sid, crawl)
         return self._sessions[key]
 
-    async def _build_session(self, crawl: str, sid: str) -> Session:
-        """The live session for a crawl's sid, from the session spec stored with the crawl."""
+    async def _report_start(self, crawl: str, sid: str, error: str) -> None:
+        """Tell the crawl's coordinator that this worker started the session (or why it could not)."""
+        fields = {"sid": sid, "worker": self.name, "error": error}
+        await self.redis.xadd(keys.session_starts(crawl), fields)
+
+    async def _crawl_spec(self, crawl: str, sid: str) -> CrawlSpec:
+        """The crawl's spec; LookupError for a crawl or sid this worker cannot serve."""
         try:
             spec = await load_spec(self.redis, crawl, self.secret)
         except SpecError as e:
@@ -207,6 +237,11 @@ class Worker:
         given = spec.sessions[sid]
         if given.kind != self.kind:
             raise LookupError(f"session '{sid}' of crawl {crawl} is {given.kind}, this worker is {self.kind}")
+        return spec
+
+    def _build_session(self, crawl: str, sid: str, spec: CrawlSpec) -> Session:
+        """The live (not yet started) session for a crawl's sid, from the crawl's spec."""
+        given = spec.sessions[sid]
         config = {**session_defaults(self.kind), **given.kwargs}
         spiders: list[Any] = []
 
@@ -230,7 +265,7 @@ class Worker:
         if self._browser is None:
             self._browser = BrowserProcess(self.kind)
         tabs = min(given.kwargs.get("max_pages", self.capacity), self.capacity)
-        return BrowserSession(self._browser, config, tabs, resolve("page action"), rotation=rotation)
+        return BrowserSession(self._browser, config, tabs, resolve("page action"), rotation=rotation, sid=sid)
 
     async def _warm(self, streams: list[str]) -> None:
         """Start the non-lazy sessions of crawls seen for the first time, as their crawl starts."""
@@ -242,14 +277,10 @@ class Worker:
             try:
                 config = (await load_spec(self.redis, key[0], self.secret)).sessions.get(key[1])
             except SpecError:
-                config = None
+                continue
             if config is not None and not config.lazy and config.kind == self.kind:
-                try:
-                    session = await self._session(*key)
-                    if hasattr(session, "warm"):
-                        await session.warm()
-                except Exception as e:  # the first job will report it
-                    log.error("could not start session '%s' of crawl %s: %s", key[1], key[0], e)
+                with contextlib.suppress(SessionStartError, LookupError):  # reported to the crawl / it ended
+                    await self._session(*key)
 
     async def _handle(self, job: Job) -> None:
         try:
@@ -271,6 +302,9 @@ class Worker:
             try:
                 session = await self._session(fetch.crawl, fetch.request.sid)
                 result = await session.fetch(fetch.crawl, fetch.request)
+            except SessionStartError as e:
+                error = FetchError(kind="session", message=f"the session could not start: {e}")
+                result = FetchResult(crawl=fetch.crawl, request=fetch.request, error=error)
             except (LookupError, ValueError, TypeError) as e:
                 error = FetchError(kind="invalid", message=str(e))
                 result = FetchResult(crawl=fetch.crawl, request=fetch.request, error=error)
