@@ -9,6 +9,7 @@ no traffic leaves this machine. The project is always taken down with its volume
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -24,6 +25,9 @@ import pytest
 from shoal.client import Client, Crawl
 from shoal.demo import ShopSite
 from tests.pool_spiders import PoolsSpider, ProbeSpider
+
+#: Building the images from nothing, starting the project and the crawls take minutes, not the default 120 s.
+pytestmark = pytest.mark.timeout(900)
 
 ROOT = Path(__file__).parent.parent
 BOTD = Path(__file__).parent / "botd"
@@ -116,10 +120,23 @@ class Project:
         self.env_file = env_file
         self.figures: dict[str, object] = {}
 
-    def compose(self, *args: str, timeout: float = 300) -> str:
+    def compose(self, *args: str, timeout: float = 300, demo: bool = True) -> str:
         files = [arg for name in FILES for arg in ("-f", name)]
-        command = ["compose", "-p", self.name, "--env-file", str(self.env_file), *files, "--profile", "demo"]
+        profile = ["--profile", "demo"] if demo else []
+        command = ["compose", "-p", self.name, "--env-file", str(self.env_file), *files, *profile]
         return _docker(*command, *args, timeout=timeout)
+
+    def down(self) -> None:
+        """``down -v`` as the README says, without naming the demo profile whose containers run; then
+        checks that nothing of the project is left (and removes it, naming the profile, if something is)."""
+        try:
+            self.compose("down", "-v", "--timeout", "10", timeout=180, demo=False)
+        finally:
+            left = _docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={self.name}").split()
+            left += _docker("volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={self.name}").split()
+            if left:
+                self.compose("down", "-v", "--remove-orphans", "--timeout", "10", timeout=180)
+        assert not left, f"`docker compose down -v` left {left}"
 
     def containers(self, service: str) -> list[str]:
         """The ids of the service's running containers."""
@@ -163,7 +180,7 @@ def project(tmp_path_factory, request):
     if not (BOTD / "node_modules" / "@fingerprintjs" / "botd").is_dir():
         subprocess.run(["npm", "ci", "--silent"], cwd=BOTD, check=True, timeout=300)
     service = Project(tmp_path_factory.mktemp("compose") / "env")
-    failed_before = request.session.testsfailed
+    failed_before, up = request.session.testsfailed, False
     try:
         started = time.monotonic()
         service.compose("build", timeout=1800)
@@ -174,12 +191,14 @@ def project(tmp_path_factory, request):
         started = time.monotonic()
         service.compose("up", "-d", "--wait", "--wait-timeout", "240", timeout=300)
         service.figures["up_to_healthy_s"] = round(time.monotonic() - started, 1)
+        up = True
         yield service
     finally:
-        if request.session.testsfailed > failed_before:
-            print(service.compose("logs", "--no-color", "--tail", "40", timeout=60))
-        service.compose("down", "-v", "--remove-orphans", "--timeout", "10", timeout=180)
+        if not up or request.session.testsfailed > failed_before:
+            with contextlib.suppress(AssertionError):  # the project may not exist
+                print(service.compose("logs", "--no-color", "--tail", "40", timeout=60))
         print("image test figures:", json.dumps(service.figures))
+        service.down()
 
 
 def test_every_container_turns_healthy_and_a_health_check_costs_a_fraction_of_a_second_of_cpu(project):
