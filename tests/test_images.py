@@ -120,23 +120,24 @@ class Project:
         self.env_file = env_file
         self.figures: dict[str, object] = {}
 
-    def compose(self, *args: str, timeout: float = 300, demo: bool = True) -> str:
+    def compose(self, *args: str, timeout: float = 300, profile: str = "demo") -> str:
         files = [arg for name in FILES for arg in ("-f", name)]
-        profile = ["--profile", "demo"] if demo else []
-        command = ["compose", "-p", self.name, "--env-file", str(self.env_file), *files, *profile]
+        command = ["compose", "-p", self.name, "--env-file", str(self.env_file), *files, "--profile", profile]
         return _docker(*command, *args, timeout=timeout)
 
     def down(self) -> None:
-        """``down -v`` as the README says, without naming the demo profile whose containers run; then
-        checks that nothing of the project is left (and removes it, naming the profile, if something is)."""
+        """``down -v`` with every profile, as the README says (a plain ``down`` may leave the containers
+        of a profile running, and then fails to remove the network); checks that nothing is left."""
         try:
-            self.compose("down", "-v", "--timeout", "10", timeout=180, demo=False)
+            self.compose("down", "-v", "--timeout", "10", timeout=180, profile="*")
         finally:
-            left = _docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={self.name}").split()
-            left += _docker("volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={self.name}").split()
+            project = f"label=com.docker.compose.project={self.name}"
+            left = _docker("ps", "-aq", "--filter", project).split()
+            left += _docker("volume", "ls", "-q", "--filter", project).split()
+            left += _docker("network", "ls", "-q", "--filter", project).split()
             if left:
-                self.compose("down", "-v", "--remove-orphans", "--timeout", "10", timeout=180)
-        assert not left, f"`docker compose down -v` left {left}"
+                self.compose("down", "-v", "--remove-orphans", "--timeout", "10", timeout=180, profile="*")
+        assert not left, f"`docker compose --profile '*' down -v` left {left}"
 
     def containers(self, service: str) -> list[str]:
         """The ids of the service's running containers."""
