@@ -109,7 +109,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=120)
     parser.add_argument("--tabs", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each, alternating (the machine's load drifts)")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each, in turn")
     args = parser.parse_args()
     url = serve(heavy_page())
     shm = shutil.disk_usage("/dev/shm").total // 2**20
@@ -118,8 +118,8 @@ def main() -> None:
         (DEV_SHM_FLAG, stealth if DEV_SHM_FLAG in stealth else [*stealth, DEV_SHM_FLAG]),
         ("/dev/shm", [flag for flag in stealth if flag != DEV_SHM_FLAG]),
     )
-    for _ in range(args.rounds):
-        for name, flags in variants:
+    for n in range(args.rounds):
+        for name, flags in variants[:: 1 if n % 2 == 0 else -1]:  # ABBA: the load's drift cancels out
             result = asyncio.run(measure(url, flags, args.pages, args.tabs))
             print(json.dumps({"dev_shm_mb": shm, "shared_memory": name, **result}), flush=True)
 
