@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 from arq.connections import ArqRedis
 
+from shoal import heartbeats
 from shoal.common import keys
 from shoal.common.messages import (
     ARQ_SERIALIZERS,
@@ -46,8 +47,6 @@ from shoal.spiders import CrawlStats, Spider
 from shoal.spiders.loader import spider_source
 from shoal.spiders.result import check_export_path
 
-#: A worker or coordinator not heard from for this long is listed as dead.
-DEAD_AFTER_S = 10.0
 #: States after which a crawl does nothing more.
 ENDED = ("finished", "failed", "cancelled")
 #: How often a command is retried while Redis is unreachable (about 9 s in all: a restart is ridden out).
@@ -346,21 +345,12 @@ class Client:
 
     async def workers(self) -> list[WorkerStatus]:
         """Every registered worker, alive or not (a dead one stopped sending heartbeats)."""
-        now, found = time.time(), []
-        for raw in (await self.redis.hgetall(keys.WORKERS)).values():
-            with contextlib.suppress(*MALFORMED):  # a record that does not decode is skipped
-                info = msgspec.json.decode(raw, type=WorkerInfo)
-                found.append(WorkerStatus(info, alive=now - info.seen < DEAD_AFTER_S))
-        return sorted(found, key=lambda w: (w.info.kind, w.info.id))
+        records = await heartbeats.read(self.redis, keys.WORKERS, WorkerInfo)
+        return sorted((WorkerStatus(info, alive) for info, alive in records), key=lambda w: (w.info.kind, w.info.id))
 
     async def coordinators(self) -> list[tuple[CoordinatorInfo, bool]]:
         """Every registered coordinator with whether its heartbeat is recent."""
-        now, found = time.time(), []
-        for raw in (await self.redis.hgetall(keys.COORDINATORS)).values():
-            with contextlib.suppress(*MALFORMED):
-                info = msgspec.json.decode(raw, type=CoordinatorInfo)
-                found.append((info, now - info.seen < DEAD_AFTER_S))
-        return found
+        return await heartbeats.read(self.redis, keys.COORDINATORS, CoordinatorInfo)
 
     async def queues(self) -> list[SidStatus]:
         """Every sid of every running or paused crawl, with its queue depths and live workers."""

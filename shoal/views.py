@@ -6,10 +6,9 @@ from typing import TYPE_CHECKING
 from rich.console import Group
 from rich.table import Table
 
-from shoal.client import CrawlStatus, WorkerStatus
-from shoal.common.messages import FailedRequest
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for annotations only: `shoal health` imports this module and must stay quick
+    from shoal.client import CrawlStatus, WorkerStatus
+    from shoal.common.messages import FailedRequest
     from shoal.local import Progress
 
 
@@ -19,7 +18,7 @@ def _age(seconds: float) -> str:
     return f"{seconds / 60:.0f}m" if seconds < 7200 else f"{seconds / 3600:.0f}h"
 
 
-def crawls_table(crawls: list[CrawlStatus]) -> Table:
+def crawls_table(crawls: list["CrawlStatus"]) -> Table:
     """One row per crawl: state, pages, items, errors, rate, owner."""
     table = Table(title="crawls")
     for column in ("crawl", "spider", "state", "pages", "items", "errors", "pages/s", "coordinator"):
@@ -38,7 +37,7 @@ def crawls_table(crawls: list[CrawlStatus]) -> Table:
     return table
 
 
-def queues_table(crawls: list[CrawlStatus]) -> Table:
+def queues_table(crawls: list["CrawlStatus"]) -> Table:
     """One row per sid of each crawl: where its work waits, and who serves it."""
     table = Table(title="queues (a growing 'queued' means the pool needs more workers)")
     for column in ("crawl", "sid", "pool", "frontier", "queued", "in flight", "live workers", "pages", "pages/s"):
@@ -59,14 +58,14 @@ def queues_table(crawls: list[CrawlStatus]) -> Table:
     return table
 
 
-def status_view(crawls: list[CrawlStatus]) -> Group:
+def status_view(crawls: list["CrawlStatus"]) -> Group:
     """``shoal status``: the crawls, then their queues, then the reason of any failure."""
     parts: list = [crawls_table(crawls), queues_table(crawls)]
     parts += [f"[red]{crawl.crawl} failed:[/red]\n{crawl.error}" for crawl in crawls if crawl.error]
     return Group(*parts)
 
 
-def workers_table(workers: list[WorkerStatus]) -> Table:
+def workers_table(workers: list["WorkerStatus"]) -> Table:
     """``shoal workers``: each registered worker, alive or dead."""
     table = Table(title="workers")
     for column in ("worker", "pool", "sids", "state", "held", "capacity", "fetched", "RSS MB", "seen", "host", "pid"):
@@ -90,7 +89,7 @@ def workers_table(workers: list[WorkerStatus]) -> Table:
     return table
 
 
-def failed_table(failed: list[FailedRequest]) -> Table:
+def failed_table(failed: list["FailedRequest"]) -> Table:
     """``shoal failed``: each request whose fetch failed, oldest first, with why."""
     table = Table(title=f"failed requests ({len(failed)})")
     for column in ("failed", "kind", "sid", "url", "error"):

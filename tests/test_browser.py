@@ -3,7 +3,6 @@
 import asyncio
 import functools
 import http.server
-import json
 import shutil
 import threading
 import time
@@ -18,6 +17,7 @@ from shoal.fetchers import AsyncDynamicSession, AsyncStealthySession, FetcherSes
 from shoal.spiders import Request, Response, Spider
 from shoal.workers.browser import BrowserProcess, BrowserSession
 from shoal.workers.chromium import find_chromium
+from tests.pool_spiders import ProbeSpider
 
 try:
     find_chromium()
@@ -168,28 +168,8 @@ def botd_page():
     server.shutdown()
 
 
-class BotCheckSpider(Spider):
-    name = "botcheck"
-    logging_level = 30
-
-    def __init__(self, page: str):
-        self.page = page
-        super().__init__()
-
-    def configure_sessions(self, manager):
-        manager.add("stealth", AsyncStealthySession(headless=True))
-        manager.add("dynamic", AsyncDynamicSession(headless=True))
-
-    async def start_requests(self):
-        for sid in ("stealth", "dynamic"):
-            yield Request(self.page, sid=sid, wait_selector="#result", meta={"sid": sid})
-
-    async def parse(self, response: Response):
-        yield {"sid": response.meta["sid"], **json.loads(response.css("#result::text").get())}
-
-
 def test_stealth_passes_botd_and_the_classic_checks_headless_where_plain_playwright_fails(botd_page, redis_url):
-    items = {item["sid"]: item for item in BotCheckSpider(botd_page).start(redis_url=redis_url).items}
+    items = {item["sid"]: item for item in ProbeSpider(botd_page).start(redis_url=redis_url).items}
     stealth, dynamic = items["stealth"], items["dynamic"]
     assert stealth["botd"] == {"bot": False}, stealth
     assert stealth["webdriver"] is False

@@ -23,6 +23,7 @@ from shoal.cli import parser
 from shoal.client import Client, CrawlStatus, SidStatus
 from shoal.demo.site import ShopSite, start_site
 from shoal.metrics import ServiceCollector
+from tests.pool_spiders import PoolsSpider
 
 ROOT = Path(__file__).parent.parent
 POOLS = ("http", "dynamic", "stealth")
@@ -69,7 +70,8 @@ def _shoal_command(args: list[str]):
 
 def test_the_compose_file_is_valid_and_every_pool_scales_on_its_own():
     services = _compose()["services"]
-    assert {"redis", "coordinator", *(f"{pool}-worker" for pool in POOLS), "prometheus"} == set(services)
+    assert {"redis", "coordinator", *(f"{pool}-worker" for pool in POOLS), "demo", "prometheus"} == set(services)
+    example = (ROOT / "deploy" / "env.example").read_text()
     for pool in POOLS:
         worker = services[f"{pool}-worker"]
         args = _shoal_command(worker["command"])
@@ -78,16 +80,33 @@ def test_the_compose_file_is_valid_and_every_pool_scales_on_its_own():
         assert _seconds(worker["stop_grace_period"]) >= 20  # a worker waits up to 10 s for its jobs
         assert worker["healthcheck"]["test"] == ["CMD", "shoal", "health", "worker"]
         assert worker["deploy"]["resources"]["limits"]["memory"]
-        dockerfile = worker["build"]["dockerfile"]
-        if pool == "http":
-            assert dockerfile == "deploy/Dockerfile"
-        else:
-            assert dockerfile == "deploy/Dockerfile.browser"
-            assert {"type": "tmpfs", "target": "/dev/shm", "tmpfs": {"size": 2**30}} in worker["volumes"]
+        # the scale lives in .env, so that a later plain `up -d` keeps it
+        replicas = f"{pool.upper()}_WORKERS"
+        assert worker["deploy"]["replicas"] == f"${{{replicas}:-1}}" and f"\n{replicas}=" in example
+        image = "${SHOAL_IMAGE:-shoal:latest}" if pool == "http" else "${SHOAL_BROWSER_IMAGE:-shoal-browser:latest}"
+        assert worker["image"] == image
+        assert "volumes" not in worker  # no /dev/shm mount: Chromium keeps its shared memory in /tmp
     coordinator = services["coordinator"]
     assert _shoal_command(coordinator["command"]).command == "coordinator"
     assert coordinator["healthcheck"]["test"] == ["CMD", "shoal", "health", "coordinator"]
     assert services["prometheus"]["profiles"] == ["metrics"]
+    assert services["demo"]["profiles"] == ["demo"] and "0.0.0.0" in services["demo"]["command"]
+
+
+def test_each_image_is_built_by_one_service_and_every_shoal_container_has_an_init_and_every_log_a_limit():
+    services = _compose()["services"]
+    builders = {service["image"]: name for name, service in services.items() if "build" in service}
+    assert builders == {
+        "${SHOAL_IMAGE:-shoal:latest}": "coordinator",
+        "${SHOAL_BROWSER_IMAGE:-shoal-browser:latest}": "dynamic-worker",
+    }
+    assert sum("build" in service for service in services.values()) == 2  # two services building one tag flip it
+    assert services["coordinator"]["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert services["dynamic-worker"]["build"]["dockerfile"] == "deploy/Dockerfile.browser"
+    for name, service in services.items():
+        assert service["logging"]["options"]["max-size"], name  # Docker's json-file logs grow without bounds
+        if service["image"] in builders:
+            assert service["init"] is True, name  # PID 1 reaps Chromium's orphans
 
 
 def test_redis_persists_to_a_volume_needs_a_password_and_is_not_published_by_default():
@@ -162,36 +181,6 @@ def test_kubernetes_has_a_deployment_per_pool_each_scaled_by_keda_on_a_metric_sh
     assert {doc["kind"] for doc in documents} >= {"StatefulSet", "Service", "Secret"}
 
 
-POOLS_SPIDER = """
-from shoal.fetchers import AsyncDynamicSession, AsyncStealthySession, FetcherSession
-from shoal.spiders import Request, Response, Spider
-
-
-class PoolsSpider(Spider):
-    name = "pools"
-    concurrent_requests = 8
-    logging_level = 30
-    url = ""
-
-    def configure_sessions(self, manager):
-        manager.add("http", FetcherSession())
-        manager.add("dynamic", AsyncDynamicSession(headless=True), lazy=True)
-        manager.add("stealth", AsyncStealthySession(headless=True), lazy=True)
-
-    async def start_requests(self):
-        yield Request(self.url + "/products")
-
-    async def parse(self, response: Response):
-        for n, link in enumerate(response.css("a.product::attr(href)").getall()):
-            yield response.follow(link, sid=("dynamic", "stealth")[n % 2], callback=self.parse_product)
-        if next_page := response.css("a.next::attr(href)").get():
-            yield response.follow(next_page)
-
-    async def parse_product(self, response: Response):
-        yield {"name": response.css("h1::text").get(""), "price": response.css(".price::text").get("")}
-"""
-
-
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -239,10 +228,8 @@ async def test_the_compose_services_run_as_local_processes_and_a_submitted_spide
                 args = [*command[:at], str(_free_port()), *command[at + 1 :]]
                 processes.append(subprocess.Popen([sys.executable, "-m", "shoal", *args], env=environments[name]))
         site = start_site(ShopSite(products=12))
-        spider = tmp_path / "pools.py"
-        spider.write_text(POOLS_SPIDER)
         async with Client(url, secret=example.get("SHOAL_SECRET", "")) as client:
-            crawl = await client.submit(spider, url=site.url)
+            crawl = await client.submit(PoolsSpider, url=site.url)
             await crawl.wait(120)
             items = sorted((item["name"], item["price"]) for item in [i async for i in crawl.items()])
             assert items == sorted((item["name"], item["price"]) for item in site.site.expected_items())
@@ -263,3 +250,26 @@ async def test_the_compose_services_run_as_local_processes_and_a_submitted_spide
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+HEALTH_IMPORTS = """
+import sys
+from shoal.cli import main
+try:
+    main(["health", sys.argv[1], "--redis", sys.argv[2]])
+except SystemExit as stop:
+    print(stop.code, " ".join(sorted(sys.modules)))
+"""
+
+
+@pytest.mark.parametrize("role", ["worker", "coordinator"])
+def test_a_health_check_loads_only_redis_and_the_heartbeat_records_not_the_client_spiders_or_fetchers(redis_url, role):
+    """Every container runs `shoal health` every 15 s: on a loaded machine its start-up time, mostly
+    imports, decides whether it answers within the check's timeout (tests/test_images.py measures it)."""
+    done = subprocess.run([sys.executable, "-c", HEALTH_IMPORTS, role, redis_url], capture_output=True, text=True)
+    code, modules = done.stdout.split(" ", 1)
+    assert code == "1" and f"no {role} on" in done.stderr  # Redis answered, and no heartbeat is there
+    loaded = set(modules.split())
+    assert {"redis", "msgspec", "shoal.heartbeats"} <= loaded
+    heavy = {"shoal.client", "shoal.spiders", "shoal.coordinator", "shoal.workers", "arq", "lxml", "curl_cffi"}
+    assert not heavy & loaded

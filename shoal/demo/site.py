@@ -254,11 +254,18 @@ def main() -> None:
     """``python -m shoal.demo``: serve the shop in the foreground."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m shoal.demo", description="Serve the demo shop on 127.0.0.1.")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--products", type=int, default=500)
+    parser = argparse.ArgumentParser(
+        prog="python -m shoal.demo",
+        description="Serve the demo shop until Ctrl+C; prints its URL as JSON once it listens.",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 in a container)"
+    )
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    parser.add_argument("--products", type=int, default=500, help="products in the shop (default 500)")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds every page takes to answer (default 0)")
     args = parser.parse_args()
-    running = start_site(ShopSite(products=args.products), port=args.port)
+    running = start_site(ShopSite(products=args.products, delay=args.delay), host=args.host, port=args.port)
     print(json.dumps({"url": running.url, "products": args.products}), flush=True)
     try:
         threading.Event().wait()

@@ -56,7 +56,7 @@ BASE_FLAGS = (
     "--disable-component-update",
     "--disable-sync",
     "--disable-breakpad",
-    "--disable-dev-shm-usage",
+    "--disable-dev-shm-usage",  # shared memory in /tmp: a container's 64 MB /dev/shm is enough (bench/dev_shm.py)
     "--password-store=basic",
     "--use-mock-keychain",
     "--mute-audio",
