@@ -99,7 +99,8 @@ class Worker:
         self._session_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._tasks: set[asyncio.Task] = set()
         self._seen_sessions: set[tuple[str, str]] = set()
-        self._crawls: set[str] = set()  # the crawls whose job streams this worker served at its last look
+        self._served: set[str] = set()  # the job streams this worker read at its last look
+        self._leaving: dict[str, int] = {}  # streams it stopped reading while their crawl looked active: looks left
         self._browser: Any = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -164,9 +165,10 @@ class Worker:
         streams = await self.streams.refresh()
         if self.kind != "http":
             self._start_task(self._warm(streams))
+        for stream in sorted(self._served - set(streams) | set(self._leaving)):
+            await self._say_why_gone(stream, stream in streams)
+        self._served = set(streams)
         live = {keys.queue_owner(stream)[0] for stream in streams}
-        await self._report_lost(self._crawls - live)
-        self._crawls = live
         for crawl_sid in [cs for cs in self._sessions if cs[0] not in live]:
             await self._sessions.pop(crawl_sid).close()
         free = self.capacity - len(self._held)
@@ -176,15 +178,33 @@ class Worker:
                 log.warning("took over %d jobs of workers that stopped answering", len(reclaimed))
             self._start(reclaimed)
 
-    async def _report_lost(self, gone: set[str]) -> None:
-        """Say so when crawls this worker served went away because Redis lost them, not because they ended."""
-        for crawl in sorted(gone):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.exists(keys.spec(crawl))
-                pipe.hget(keys.state(crawl), "state")
-                spec, state = await pipe.execute()
-            if not spec and state != b"cancelled":  # a cancelled crawl keeps only its state
-                log.error("Redis lost crawl %s's state (restarted without persistence?); closing its sessions", crawl)
+    async def _say_why_gone(self, stream: str, back: bool) -> None:
+        """Log once why this worker no longer reads ``stream``: its crawl ended, paused or went away, or the
+        stream itself was broken (deleted, its group destroyed, replaced by another type). A crawl still
+        active is looked at again at the next maintenance, a few times: its new state is written just after
+        its streams are unregistered."""
+        if back:  # registered again (a paused crawl resumed) before its new state was seen
+            self._leaving.pop(stream, None)
+            return
+        crawl, _ = keys.queue_owner(stream)
+        state, error = (
+            value.decode(errors="replace") if value else ""
+            for value in await self.redis.hmget(keys.state(crawl), "state", "error")
+        )
+        broken = self.streams.broken.get(stream)
+        if not state:
+            level, why = logging.ERROR, f"Redis no longer has crawl {crawl} (deleted, expired, or restarted empty)"
+        elif state == "failed":
+            level, why = logging.WARNING, f"crawl {crawl} failed: {(error.splitlines() or ['?'])[-1]}"
+        elif broken:
+            level, why = logging.ERROR, f"{broken} while crawl {crawl} is {state}"
+        elif state in ("running", "submitted") and self._leaving.setdefault(stream, 3) > 1:
+            self._leaving[stream] -= 1
+            return
+        else:
+            level, why = logging.INFO, f"crawl {crawl} is {state}"
+        self._leaving.pop(stream, None)
+        log.log(level, "stopped reading %s: %s", stream, why)
 
     async def _session(self, crawl: str, sid: str) -> Session:
         key = (crawl, sid)
