@@ -50,7 +50,6 @@ class Submission(Message, kw_only=True):
     filename: str = "<spider>"
     spider: str = ""  # class or spider name; empty when the source defines one spider
     args: dict[str, Any] = {}
-    output: str = ""  # a file the coordinator writes the items to when the crawl ends
     submitted: float = 0.0
 
 

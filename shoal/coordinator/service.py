@@ -122,9 +122,7 @@ class Coordinator:
             await self._fail(crawl, "".join(traceback.format_exception(e)))
             return "failed"
         await store_spec(self.redis, spec, self.secret)
-        await self.redis.hset(
-            keys.state(crawl), mapping={"state": "running", "spider": spec.name, "output": submission.output}
-        )
+        await self.redis.hset(keys.state(crawl), mapping={"state": "running", "spider": spec.name})
         if await self.leases.claim(crawl):
             self._start(crawl, spider)
         log.info("accepted crawl %s (%s)", crawl, spec.class_name)
@@ -178,11 +176,10 @@ class Coordinator:
             if spider is None:
                 spec = await load_spec(self.redis, crawl, self.secret)
                 spider = load_spider(spec.source, spec.filename, spec.class_name, spec.args)
-            output = await self.redis.hget(keys.state(crawl), "output")
-            await CrawlEngine(self.redis, spider, crawl).run(output.decode() if output else None)
+            await CrawlEngine(self.redis, spider, crawl).run()
             await self._expire(crawl)
         except CrawlCancelled:
-            await self._clean(crawl)
+            await self._cancelled(crawl)
         except asyncio.CancelledError:
             raise
         except (RedisConnectionError, RedisTimeoutError) as e:  # the crawl stays resumable; a heartbeat retakes it
@@ -210,12 +207,10 @@ class Coordinator:
                 pipe.expire(key, RETENTION_S)
             await pipe.execute()
 
-    async def _clean(self, crawl: str) -> None:
-        """A cancelled crawl: delete every key but its state, which says ``cancelled`` for RETENTION_S."""
-        await self.redis.hset(keys.state(crawl), mapping={"state": "cancelled", "finished": time.time()})
-        await self.redis.expire(keys.state(crawl), RETENTION_S)
+    async def _cancelled(self, crawl: str) -> None:
+        """A cancelled crawl: nothing more is dispatched or fetched; its keys (items, stats, failed requests)
+        are kept for RETENTION_S like those of any ended crawl (``Crawl.delete`` removes them at once)."""
         await CrawlQueues(self.redis, crawl).end()
-        doomed = [key for key in await self._crawl_keys(crawl) if key.decode() != keys.state(crawl)]
-        if doomed:
-            await self.redis.delete(*doomed)
+        await self.redis.hset(keys.state(crawl), mapping={"state": "cancelled", "finished": time.time()})
+        await self._expire(crawl)
         log.info("cancelled crawl %s", crawl)
