@@ -153,12 +153,16 @@ class BlockedSpider(Spider):
         yield {"unexpected": response.status}
 
 
-def test_blocked_responses_are_retried_up_to_max_blocked_retries(shop, redis_url):
+def test_blocked_responses_are_retried_up_to_max_blocked_retries_and_then_fail_for_good(shop, redis_url):
     spider = BlockedSpider(shop.url)
     result = run(spider, redis_url)
     assert result.items == [{"h1": "ok k1"}]
     assert result.stats.blocked_requests_count == 1 + 4  # blocked-once once; 503 on every one of 1 + 3 tries
     assert sorted(spider.retried) == [403, 503, 503, 503]
+    (failed,) = result.failed  # still blocked after its retries: failed for good, listed, and retryable
+    assert (failed.kind, failed.request.url) == ("blocked", f"{shop.url}/status/503")
+    assert failed.message == "still blocked (status 503) after 3 retries"
+    assert result.stats.failed_requests_by_kind == {"blocked": 1}
 
 
 class OffsiteSpider(Spider):
