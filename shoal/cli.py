@@ -135,8 +135,10 @@ def _report_failed(result: Any, redis_url: str | None) -> None:
 
 
 def _serve(make: Callable[[str], Any], args: argparse.Namespace) -> int:
-    """Run a service process (``make(redis_url)`` returns an object with ``run(stop)``) until SIGTERM/Ctrl+C."""
+    """Run a service process (``make(redis_url)`` returns an object with ``run(stop)``) until SIGTERM/Ctrl+C,
+    saying once why it stops."""
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    log = logging.getLogger(f"shoal.{args.command}")
     with contextlib.suppress(ImportError):
         import uvloop
 
@@ -145,8 +147,14 @@ def _serve(make: Callable[[str], Any], args: argparse.Namespace) -> int:
     async def serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def stopping(sig: signal.Signals) -> None:
+            if not stop.is_set():
+                log.info("stopping: %s received", sig.name)
+            stop.set()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stopping, sig)
         await _check_credentials(args.redis)
         await make(args.redis).run(stop)
 
@@ -156,6 +164,11 @@ def _serve(make: Callable[[str], Any], args: argparse.Namespace) -> int:
         from shoal.connection import masked
 
         console.print(f"[red]shoal: Redis at {masked(args.redis)} refused the credentials: {e}[/red]")
+        return 1
+    except OSError:  # the caller says what (a dashboard's port in use ...)
+        raise
+    except Exception:
+        log.critical("stopped: crashed", exc_info=True)
         return 1
     return 0
 
@@ -534,9 +547,22 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+class _Terminated(Exception):
+    """SIGTERM reached a command that does not handle it itself."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminated)  # service processes and shoal run install their own
     try:
         sys.exit(args.func(args))
     except KeyboardInterrupt:
+        console.print("shoal: stopped (Ctrl+C)")
         sys.exit(130)
+    except _Terminated:
+        console.print("shoal: stopped (SIGTERM)")
+        sys.exit(143)

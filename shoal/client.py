@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 from arq.connections import ArqRedis
+from redis.exceptions import ResponseError
 
 from shoal.common import keys
 from shoal.common.messages import (
@@ -369,13 +370,37 @@ class Client:
         return sorted(found, key=lambda status: status.started, reverse=True)
 
     async def workers(self) -> list[WorkerStatus]:
-        """Every registered worker, alive or not (a dead one stopped sending heartbeats)."""
+        """Every registered worker, alive or not (a dead one crashed, saying why in ``info.stopped``, or
+        stopped sending heartbeats). A dead worker's ``info.held`` counts the jobs it still holds in Redis:
+        0 once live workers took them over."""
         now, found = time.time(), []
         for raw in (await self.redis.hgetall(keys.WORKERS)).values():
             with contextlib.suppress(*MALFORMED):  # a record that does not decode is skipped
                 info = msgspec.json.decode(raw, type=WorkerInfo)
-                found.append(WorkerStatus(info, alive=now - info.seen < DEAD_AFTER_S))
+                found.append(WorkerStatus(info, alive=not info.stopped and now - info.seen < DEAD_AFTER_S))
+        if any(not worker.alive for worker in found):
+            held = await self._pending_by_consumer()
+            for worker in found:
+                if not worker.alive:
+                    worker.info.held = held.get(worker.info.id, 0)
         return sorted(found, key=lambda w: (w.info.kind, w.info.id))
+
+    async def _pending_by_consumer(self) -> dict[str, int]:
+        """Jobs delivered and not yet acknowledged, per worker, over every registered job stream."""
+        try:
+            streams = await self.redis.hkeys(keys.QUEUES)
+        except ResponseError:  # not a hash (someone wrote over it): no streams to count
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream in streams:
+                pipe.xpending(stream, keys.WORKERS_GROUP)
+            replies = await pipe.execute(raise_on_error=False)
+        held: dict[str, int] = {}
+        for reply in replies:
+            for consumer in reply.get("consumers", ()) if isinstance(reply, dict) else ():  # a stream gone: none
+                name = consumer["name"].decode() if isinstance(consumer["name"], bytes) else consumer["name"]
+                held[name] = held.get(name, 0) + int(consumer["pending"])
+        return held
 
     async def coordinators(self) -> list[tuple[CoordinatorInfo, bool]]:
         """Every registered coordinator with whether its heartbeat is recent."""

@@ -529,3 +529,40 @@ async def test_submit_o_waits_for_the_crawl_and_writes_its_items_where_the_user_
     assert not list((tmp_path / "coordinator").iterdir())  # the coordinator wrote nothing
     async with Client(service.redis_url) as client:
         assert (await client.crawl(crawl_id).status()).state == "finished"
+
+
+async def test_a_crashed_worker_stays_listed_as_dead_with_why_and_says_so_once(service, redis_url, tmp_path):
+    log = tmp_path / "worker.log"
+    worker = service.start("worker", "--kind", "http", "--log-level", "INFO", log=log)
+    r = redis.Redis.from_url(redis_url)
+    async with Client(redis_url) as client:
+        await wait_for(client.workers, timeout=20)
+        r.set(keys.QUEUES, "not a hash")  # what the worker reads every second: it cannot go on
+        assert await asyncio.to_thread(worker.wait, 20) == 1
+        (listed,) = await client.workers()
+    r.delete(keys.QUEUES)
+    assert not listed.alive and listed.info.pid == worker.pid
+    assert listed.info.stopped.startswith("crashed: ResponseError: WRONGTYPE")
+    shown = service.cli("workers").stdout
+    assert "dead" in shown and str(worker.pid) in shown
+    said = log.read_text()
+    assert said.count("stopped: crashed") == 1 and said.count("Traceback") == 1 and "WRONGTYPE" in said
+
+
+async def test_a_killed_workers_jobs_held_fall_to_0_once_another_worker_took_them_over(service, shop, redis_url):
+    service.start("coordinator")
+    first = service.start("worker", "--kind", "http", "--capacity", "4")
+    async with Client(redis_url) as client:
+        await client.submit(service.spider_file(SLOW_SPIDER), url=shop.url, pages=4, seconds=30)
+        await wait_for(lambda: _held_at_least(client, 4))
+        first.send_signal(signal.SIGKILL)
+        second = service.start("worker", "--kind", "http", "--capacity", "4")
+        await wait_for(lambda: _taken_over(client, first.pid, second.pid), timeout=40)
+    assert "dead" in service.cli("workers").stdout
+
+
+async def _taken_over(client, dead_pid: int, live_pid: int) -> bool:
+    """Whether the dead worker is listed dead holding nothing, and the live one holds its 4 jobs."""
+    workers = {worker.info.pid: worker for worker in await client.workers()}
+    dead, live = workers.get(dead_pid), workers.get(live_pid)
+    return bool(dead and live and not dead.alive and dead.info.held == 0 and live.alive and live.info.held == 4)

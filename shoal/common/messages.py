@@ -68,6 +68,7 @@ class WorkerInfo(msgspec.Struct, kw_only=True):
     held: int = 0
     fetched: int = 0
     rss: int = 0
+    stopped: str = ""  # why it stopped, when it crashed (its record then stays: it is listed as dead)
 
 
 class CoordinatorInfo(msgspec.Struct, kw_only=True):

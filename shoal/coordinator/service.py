@@ -75,6 +75,8 @@ class Coordinator:
             poll_delay=0.2,
             **ARQ_SERIALIZERS,
         )
+        if not log.isEnabledFor(logging.DEBUG):  # arq's own lines (a "shutdown on SIGUSR1" on every stop) mislead
+            logging.getLogger("arq").setLevel(logging.WARNING)
         intake_task = asyncio.create_task(intake.async_run())
         log.info("coordinator %s serving %s", self.id, masked(self.redis_url))
         backoff = 0.0
@@ -92,6 +94,8 @@ class Coordinator:
                     intake_task.result()  # the intake died: let the process fail loudly
         finally:
             intake_task.cancel()
+            if self.tasks:
+                log.info("handing back crawls %s: any coordinator resumes them", ", ".join(sorted(self.tasks)))
             for task in self.tasks.values():
                 task.cancel()
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
@@ -99,6 +103,7 @@ class Coordinator:
                 await asyncio.wait_for(intake.close(), 5)
             with contextlib.suppress(RedisError):
                 await self.redis.hdel(keys.COORDINATORS, self.id)
+        log.info("coordinator %s stopped", self.id)  # a crash propagates instead: its traceback says why
 
     # -- submissions ----------------------------------------------------------------------------
 

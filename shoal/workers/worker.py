@@ -122,10 +122,17 @@ class Worker:
                     backoff = min(max(backoff * 2, 0.1), MAX_BACKOFF_S)
                     log.warning("Redis unreachable (%s); retrying in %.1f s", e, backoff)
                     await _first(stop.wait(), timeout=backoff)
+        except Exception as e:
+            self.info.stopped = f"crashed: {type(e).__name__}: {e}"
+            raise
         finally:
             await self._shutdown()
             with contextlib.suppress(Exception):  # Redis may be gone; the heartbeat then just stops
-                await self.redis.hdel(keys.WORKERS, self.name)
+                if self.info.stopped:  # listed as dead, with why, until the coordinators forget it
+                    await self._heartbeat()
+                else:  # stopped on purpose: gone from the registry
+                    await self.redis.hdel(keys.WORKERS, self.name)
+        log.info("worker %s stopped", self.name)  # a crash propagates instead: its traceback says why
 
     async def _take_jobs(self, stop: asyncio.Event) -> None:
         """Wait for room, then start as many jobs as there is room for (blocking up to a second)."""
@@ -311,6 +318,8 @@ class Worker:
 
     async def _shutdown(self) -> None:
         """Finish held jobs for up to ``drain`` seconds, then stop the rest and hand them back at once."""
+        if self._held:
+            log.info("finishing %d held jobs (for up to %g s)", len(self._held), self.drain)
         if self._tasks:
             _, unfinished = await asyncio.wait(self._tasks, timeout=self.drain)
             handed_back = list(self._held.values())
