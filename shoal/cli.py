@@ -551,13 +551,16 @@ class _Terminated(Exception):
     """SIGTERM reached a command that does not handle it itself."""
 
 
-def _terminated(signum: int, frame: object) -> None:
-    raise _Terminated
+def _stop_now(signum: int, frame: object) -> None:
+    """Ctrl+C or SIGTERM outside the commands that handle them (service processes, a crawl of shoal run):
+    raised where the program is. Not asyncio.run's Ctrl+C, which cancels the command's task: a Redis
+    command cancelled at the wrong moment can swallow that, and ``shoal items --follow`` went on."""
+    raise KeyboardInterrupt if signum == signal.SIGINT else _Terminated
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminated)  # service processes and shoal run install their own
+    before = {sig: signal.signal(sig, _stop_now) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         sys.exit(args.func(args))
     except KeyboardInterrupt:
@@ -566,3 +569,6 @@ def main(argv: list[str] | None = None) -> None:
     except _Terminated:
         console.print("shoal: stopped (SIGTERM)")
         sys.exit(143)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)

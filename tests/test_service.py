@@ -4,7 +4,9 @@ import asyncio
 import csv
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -566,3 +568,33 @@ async def _taken_over(client, dead_pid: int, live_pid: int) -> bool:
     workers = {worker.info.pid: worker for worker in await client.workers()}
     dead, live = workers.get(dead_pid), workers.get(live_pid)
     return bool(dead and live and not dead.alive and dead.info.held == 0 and live.alive and live.info.held == 4)
+
+
+async def test_each_process_says_once_why_it_stops(service, shop, redis_url, tmp_path):
+    coordinator_log, worker_log = tmp_path / "coordinator.log", tmp_path / "worker.log"
+    coordinator = service.start("coordinator", "--log-level", "INFO", log=coordinator_log)
+    worker = service.start("worker", "--kind", "http", "--log-level", "INFO", log=worker_log)
+    async with Client(redis_url) as client:
+        crawl = await client.submit(service.spider_file(SLOW_SPIDER), url=shop.url, pages=40, seconds=1)
+        await wait_for(lambda: _has_items(crawl))
+    for sig, code, why in ((signal.SIGINT, 130, "Ctrl+C"), (signal.SIGTERM, 143, "SIGTERM")):
+        command = [sys.executable, "-m", "shoal", "items", crawl.id, "--follow", "--redis", redis_url]
+        follower = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert await asyncio.to_thread(follower.stdout.readline)  # it is following the crawl's items
+        follower.send_signal(sig)
+        _, err = await asyncio.to_thread(follower.communicate, timeout=20)
+        assert follower.returncode == code and err.count(f"shoal: stopped ({why})") == 1 and "Traceback" not in err
+    for process in (worker, coordinator):
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 30) == 0
+    worker_said, coordinator_said = worker_log.read_text(), coordinator_log.read_text()
+    assert worker_said.count("stopping: SIGTERM received") == 1
+    assert f"worker http-{socket.gethostname()}-{worker.pid} stopped" in worker_said
+    assert coordinator_said.count("stopping: SIGTERM received") == 1
+    assert f"handing back crawls {crawl.id}: any coordinator resumes them" in coordinator_said
+    assert re.search(r"coordinator \S+ stopped$", coordinator_said.splitlines()[-1])
+    assert "SIGUSR1" not in coordinator_said and "Traceback" not in coordinator_said + worker_said
+
+
+async def _has_items(crawl) -> bool:
+    return (await crawl.status()).items > 0
