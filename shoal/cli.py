@@ -375,7 +375,8 @@ async def items(client: Any, args: argparse.Namespace) -> int:
 def _control(action: str) -> Callable[[argparse.Namespace], int]:
     async def command(client: Any, args: argparse.Namespace) -> int:
         await getattr(client.crawl(args.crawl), action)()
-        console.print(f"{action}: {args.crawl}")
+        kept = f" (its items and stats are kept; shoal delete {args.crawl} removes them)" if action == "cancel" else ""
+        console.print(f"{action}: {args.crawl}{kept}")
         return 0
 
     return _client_command(command)

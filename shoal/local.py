@@ -252,6 +252,7 @@ class _Interrupts:
     def __init__(self, engine: CrawlEngine, run: asyncio.Future) -> None:
         self.engine, self.run = engine, run
         self.stopped = ""  # why the run was stopped now, if it was
+        self.loop: asyncio.AbstractEventLoop | None = None  # where the handlers are installed
 
     def _stop(self, why: str) -> None:
         if not self.stopped:
@@ -276,9 +277,8 @@ class _Interrupts:
             loop.add_signal_handler(signal.SIGINT, self._ctrl_c)
             loop.add_signal_handler(signal.SIGTERM, self._stop, "SIGTERM")
         except (RuntimeError, ValueError, NotImplementedError):  # not the main thread: no handlers
-            self.loop = None
-        else:
-            self.loop = loop
+            return self
+        self.loop = loop
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -59,7 +59,7 @@ SCENARIOS = [
     pytest.param(
         _replace_with_a_string, "the key now holds a string, not a stream while crawl vanishing-1 is running", id="type"
     ),
-    pytest.param(_flush, "Redis no longer has crawl vanishing-1 (deleted, expired, or restarted empty)", id="flushdb"),
+    pytest.param(_flush, "Redis lost crawl vanishing-1's state (restarted without persistence?)", id="flushdb"),
 ]
 
 

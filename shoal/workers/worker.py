@@ -200,7 +200,8 @@ class Worker:
         )
         broken = self.streams.broken.get(stream)
         if not state:
-            level, why = logging.ERROR, f"Redis no longer has crawl {crawl} (deleted, expired, or restarted empty)"
+            # the same words as the coordinator's, which marks the crawl failed (a delete leaves no stream read)
+            level, why = logging.ERROR, f"Redis lost crawl {crawl}'s state (restarted without persistence?)"
         elif state == "failed":
             level, why = logging.WARNING, f"crawl {crawl} failed: {(error.splitlines() or ['?'])[-1]}"
         elif broken:
