@@ -318,7 +318,7 @@ async def submit(client: Any, args: argparse.Namespace) -> int:
         return 1
     except asyncio.CancelledError:  # Ctrl+C: the crawl goes on without us
         later = f" (shoal items {crawl.id} -o {args.output} writes its items)" if args.output else ""
-        console.print(f"stopped waiting; crawl {crawl.id} goes on on the service{later}")
+        console.print(f"stopped waiting; crawl {crawl.id} keeps running on the service{later}")
         raise
     out.print(views.crawls_table([status]))
     if args.output:

@@ -246,8 +246,10 @@ async def _local_crawl(spider: Spider, options: LocalOptions) -> AsyncIterator[t
 
 
 class _Interrupts:
-    """Ctrl+C and SIGTERM while a local crawl runs: the first Ctrl+C pauses it gracefully; a second one,
-    or SIGTERM, stops it now (cancels ``run``). Installed only in the main thread (signals go there)."""
+    """Ctrl+C and SIGTERM from the start of a local crawl's run to the end of ``crawl()``: the first Ctrl+C
+    pauses the crawl gracefully; a second one, or SIGTERM, stops it now (cancels ``run``); once the run
+    ended, they are noted and the items are still written. Installed only in the main thread (signals go
+    there); elsewhere a crawl has no handlers."""
 
     def __init__(self, engine: CrawlEngine, run: asyncio.Future) -> None:
         self.engine, self.run = engine, run
@@ -255,14 +257,16 @@ class _Interrupts:
         self.loop: asyncio.AbstractEventLoop | None = None  # where the handlers are installed
 
     def _stop(self, why: str) -> None:
-        if not self.stopped:
+        if self.run.done():
+            log.warning("%s: the run is already over; writing what it stored and stopping the workers", why)
+        elif not self.stopped:
             self.stopped = why
             log.warning("Stopping now (%s): requests in flight are left unprocessed%s", why, self._resume_hint())
             self.run.cancel()
 
     def _ctrl_c(self) -> None:
-        if self.engine.pausing:
-            self._stop("Ctrl+C again")
+        if self.engine.pausing or self.run.done():
+            self._stop("Ctrl+C again" if self.engine.pausing else "Ctrl+C")
             return
         log.warning("Pausing: finishing the requests in flight (Ctrl+C again to stop now)%s", self._resume_hint())
         self.engine.pause()
@@ -271,7 +275,7 @@ class _Interrupts:
         crawldir = self.engine.spider.crawldir
         return f"; run again with crawldir {crawldir} to resume" if crawldir else ""
 
-    def __enter__(self) -> "_Interrupts":
+    def install(self) -> "_Interrupts":
         loop = asyncio.get_running_loop()
         try:
             loop.add_signal_handler(signal.SIGINT, self._ctrl_c)
@@ -281,7 +285,7 @@ class _Interrupts:
         self.loop = loop
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def remove(self) -> None:
         if self.loop:
             self.loop.remove_signal_handler(signal.SIGINT)
             self.loop.remove_signal_handler(signal.SIGTERM)
@@ -292,25 +296,29 @@ async def crawl(spider: Spider, options: LocalOptions) -> CrawlResult:
     item stored; with ``options.output`` the items are written there too (also when paused or stopped)."""
     if options.output:
         check_export_path(options.output)  # a bad extension is an error now, not after the crawl
-    async with _local_crawl(spider, options) as (engine, workers):
-        reporter = asyncio.create_task(_report(engine, options.on_progress)) if options.on_progress else None
-        run = asyncio.ensure_future(workers.guard(engine.run()))
-        try:
-            with _Interrupts(engine, run) as interrupts:
-                try:
-                    spider.stats = await run
-                except asyncio.CancelledError:
-                    if not interrupts.stopped:
-                        raise
-                    spider.stats = await engine.stats()
-        finally:
-            if reporter:
-                reporter.cancel()
-        items = await engine.item_list()
-        failed = await CrawlQueues(engine.redis, engine.crawl).failed_requests()
-    paused = engine.pausing or bool(interrupts.stopped)
-    if options.output:
-        items.export(options.output)
+    interrupts = None
+    try:
+        async with _local_crawl(spider, options) as (engine, workers):
+            reporter = asyncio.create_task(_report(engine, options.on_progress)) if options.on_progress else None
+            run = asyncio.ensure_future(workers.guard(engine.run()))
+            interrupts = _Interrupts(engine, run).install()
+            try:
+                spider.stats = await run
+            except asyncio.CancelledError:
+                if not interrupts.stopped:
+                    raise
+                spider.stats = await engine.stats()
+            finally:
+                if reporter:
+                    reporter.cancel()
+            items = await engine.item_list()
+            failed = await CrawlQueues(engine.redis, engine.crawl).failed_requests()
+        paused = engine.pausing or bool(interrupts.stopped)
+        if options.output:
+            items.export(options.output)
+    finally:
+        if interrupts:
+            interrupts.remove()
     if spider.crawldir and not paused:
         CrawlDir(spider.crawldir).clear()
     return CrawlResult(
