@@ -501,10 +501,11 @@ class JobStreams:
             for key, kind in ((_text(k), _text(v)) for k, v in registered.items())
             if kind == self.kind and (not self.sids or keys.queue_owner(key)[1] in self.sids)
         }
-        self.broken = {stream: why for stream, why in self.broken.items() if stream in mine}
-        for stream in list(self.broken):
-            if not await self.unreadable(stream):
-                del self.broken[stream]
+        broken = {}
+        for stream in self.broken.keys() & mine:
+            if why := await self.unreadable(stream):
+                broken[stream] = why
+        self.broken = broken
         self.streams = sorted(mine - set(self.broken))
         return self.streams
 

@@ -41,8 +41,10 @@ def _destroy_group(r: redis.Redis) -> None:
 
 
 def _replace_with_a_string(r: redis.Redis) -> None:
-    r.delete(STREAM)
-    r.set(STREAM, "not a stream")
+    with r.pipeline(transaction=True) as replace:  # at once: the worker never sees it missing
+        replace.delete(STREAM)
+        replace.set(STREAM, "not a stream")
+        replace.execute()
 
 
 def _flush(r: redis.Redis) -> None:
@@ -106,6 +108,15 @@ async def test_a_worker_survives_its_job_stream_vanishing_logs_why_once_and_serv
     served, small_shop, vanish, reason
 ):
     r = served.redis
+    served.worker_log.write_text("")  # this scenario's lines only (the worker appends)
+    try:
+        await _vanish_and_serve_another_crawl(served, small_shop, vanish, reason)
+    finally:
+        r.hdel(keys.QUEUES, STREAM)
+
+
+async def _vanish_and_serve_another_crawl(served, small_shop, vanish, reason) -> None:
+    r = served.redis
     r.delete(keys.state(VANISHED), STREAM, STREAM + ":moved")
     r.hset(keys.state(VANISHED), "state", "running")
     r.xgroup_create(STREAM, keys.WORKERS_GROUP, id="0", mkstream=True)
@@ -124,5 +135,3 @@ async def test_a_worker_survives_its_job_stream_vanishing_logs_why_once_and_serv
     (line,) = served.log_lines(said)  # once, however often it was read since
     assert line.endswith(reason)
     assert "Traceback" not in served.worker_log.read_text()
-    r.hdel(keys.QUEUES, STREAM)
-    served.worker_log.write_text("")  # the next scenario's lines only (the worker appends)
