@@ -22,6 +22,7 @@ from shoal import __version__, views
 
 #: ``shoal run`` lists at most this many failed requests when its Redis was private.
 _FAILED_SHOWN = 20
+_ALLOW_FAILURES = "exit 0 even if requests failed for good or callbacks raised (default: exit 1)"
 console = Console(stderr=True)  # progress and messages
 out = Console()  # what a command was asked to show
 
@@ -91,15 +92,27 @@ def run(args: argparse.Namespace) -> int:
     console.print(views.stats_table(stats.to_dict()))
     if result.stop_reason:
         console.print(f"stopped: {result.stop_reason}")
+    if args.output:
+        so_far = " scraped so far" if result.paused else ""
+        console.print(f"wrote {len(result.items)} items{so_far} to {args.output}")
     if result.paused:
         again = "run the same command to resume" if spider.crawldir else "give --crawldir to be able to resume"
         console.print(f"paused: {again}")
         return 130
-    if args.output:
-        console.print(f"wrote {len(result.items)} items to {args.output}")
     if result.failed:
         _report_failed(result, args.redis or os.environ.get("REDIS_URL"))
-    return 0
+    return _exit_code(stats, args.allow_failures)
+
+
+def _exit_code(stats: Any, allow_failures: bool) -> int:
+    """1 when a request failed for good or a spider error dropped work (unless ``allow_failures``), else 0."""
+    errors = stats.custom_stats.get("callback_errors", 0)
+    if not (stats.failed_requests_count or errors) or allow_failures:
+        return 0
+    what = [f"{stats.failed_requests_count} requests failed"] if stats.failed_requests_count else []
+    what += [f"{errors} callbacks or hooks raised"] if errors else []
+    console.print(f"[red]shoal: exit 1: {' and '.join(what)} (--allow-failures to exit 0 all the same)[/red]")
+    return 1
 
 
 def _report_failed(result: Any, redis_url: str | None) -> None:
@@ -123,8 +136,10 @@ def _report_failed(result: Any, redis_url: str | None) -> None:
 
 
 def _serve(make: Callable[[str], Any], args: argparse.Namespace) -> int:
-    """Run a service process (``make(redis_url)`` returns an object with ``run(stop)``) until SIGTERM/Ctrl+C."""
+    """Run a service process (``make(redis_url)`` returns an object with ``run(stop)``) until SIGTERM/Ctrl+C,
+    saying once why it stops."""
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    log = logging.getLogger(f"shoal.{args.command}")
     with contextlib.suppress(ImportError):
         import uvloop
 
@@ -133,8 +148,14 @@ def _serve(make: Callable[[str], Any], args: argparse.Namespace) -> int:
     async def serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def stopping(sig: signal.Signals) -> None:
+            if not stop.is_set():
+                log.info("stopping: %s received", sig.name)
+            stop.set()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stopping, sig)
         await _check_credentials(args.redis)
         await make(args.redis).run(stop)
 
@@ -144,6 +165,11 @@ def _serve(make: Callable[[str], Any], args: argparse.Namespace) -> int:
         from shoal.connection import masked
 
         console.print(f"[red]shoal: Redis at {masked(args.redis)} refused the credentials: {e}[/red]")
+        return 1
+    except OSError:  # the caller says what (a dashboard's port in use ...)
+        raise
+    except Exception:
+        log.critical("stopped: crashed", exc_info=True)
         return 1
     return 0
 
@@ -270,27 +296,38 @@ def _client_command(
 
 @_client_command
 async def submit(client: Any, args: argparse.Namespace) -> int:
-    """``shoal submit``: send a spider file to the service; prints the crawl id."""
-    from shoal.client import SubmissionError
+    """``shoal submit``: send a spider file to the service; prints the crawl id. With ``--wait`` or ``-o``
+    it waits for the crawl to end (``-o``: then writes its items to a file here, where the command runs)."""
+    from shoal.client import CrawlFailed, SubmissionError
 
     if not _output_ok(args.output):
         return 2
     try:
         crawl = await client.submit(
-            args.spider_file,
-            spider_name=args.spider,
-            output=args.output or "",
-            **_key_values(args.arg, "-a"),
-            **_quota_args(args),
+            args.spider_file, spider_name=args.spider, **_key_values(args.arg, "-a"), **_quota_args(args)
         )
     except (SubmissionError, TimeoutError) as e:
         console.print(f"[red]shoal: {e}[/red]")
         return 1
-    print(crawl.id)
-    if args.wait:
+    print(crawl.id, flush=True)
+    if not (args.wait or args.output):
+        return 0
+    try:
         status = await crawl.wait()
-        out.print(views.crawls_table([status]))
-    return 0
+    except CrawlFailed as e:
+        console.print(f"[red]shoal: {e}[/red]")
+        return 1
+    except asyncio.CancelledError:  # Ctrl+C: the crawl goes on without us
+        later = f" (shoal items {crawl.id} -o {args.output} writes its items)" if args.output else ""
+        console.print(f"stopped waiting; crawl {crawl.id} keeps running on the service{later}")
+        raise
+    out.print(views.crawls_table([status]))
+    if args.output:
+        console.print(f"wrote {await crawl.export(args.output)} items to {args.output}")
+    if status.state == "cancelled":
+        console.print(f"[red]shoal: crawl {crawl.id} was cancelled[/red]")
+        return 1
+    return _exit_code(await crawl.stats(), args.allow_failures)
 
 
 @_client_command
@@ -339,10 +376,23 @@ async def items(client: Any, args: argparse.Namespace) -> int:
 def _control(action: str) -> Callable[[argparse.Namespace], int]:
     async def command(client: Any, args: argparse.Namespace) -> int:
         await getattr(client.crawl(args.crawl), action)()
-        console.print(f"{action}: {args.crawl}")
+        kept = f" (its items and stats are kept; shoal delete {args.crawl} removes them)" if action == "cancel" else ""
+        console.print(f"{action}: {args.crawl}{kept}")
         return 0
 
     return _client_command(command)
+
+
+@_client_command
+async def delete(client: Any, args: argparse.Namespace) -> int:
+    """``shoal delete``: remove an ended crawl and everything it holds (``cancel`` keeps them)."""
+    try:
+        removed = await client.crawl(args.crawl).delete()
+    except ValueError as e:
+        console.print(f"[red]shoal: {e}[/red]")
+        return 1
+    console.print(f"deleted crawl {args.crawl} ({removed} keys)")
+    return 0
 
 
 @_client_command
@@ -423,6 +473,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", action="append", default=[], metavar="SID=N", help="worker processes for a sid")
     p.add_argument("--spider", help="which spider, when the file defines several (class or spider name)")
     p.add_argument("--crawldir", type=Path, help="keep the crawl's state here: Ctrl+C pauses, running again resumes")
+    p.add_argument("--allow-failures", action="store_true", help=_ALLOW_FAILURES)
     p.set_defaults(func=run)
 
     for name, func, text in (
@@ -452,8 +503,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("spider_file", type=Path)
     p.add_argument("-a", dest="arg", action="append", default=[], metavar="KEY=VALUE", help="spider argument")
     p.add_argument("--spider", help="which spider, when the file defines several (class or spider name)")
-    p.add_argument("-o", "--output", help="a file the coordinator writes the items to when the crawl ends")
+    p.add_argument("-o", "--output", help="wait for the crawl to end, then write its items to this file, here")
     p.add_argument("--wait", action="store_true", help="wait until the crawl ends")
+    p.add_argument("--allow-failures", action="store_true", help=_ALLOW_FAILURES)
     p.set_defaults(func=submit)
 
     p = commands.add_parser("status", parents=[service], help="crawls with their per-sid queues")
@@ -474,6 +526,10 @@ def parser() -> argparse.ArgumentParser:
         p = commands.add_parser(action, parents=[service], help=f"{action} a crawl")
         p.add_argument("crawl")
         p.set_defaults(func=_control(action))
+
+    p = commands.add_parser("delete", parents=[service], help="delete an ended crawl: its items, stats and state")
+    p.add_argument("crawl")
+    p.set_defaults(func=delete)
 
     p = commands.add_parser("failed", parents=[service], help="a crawl's failed requests, with their errors")
     p.add_argument("crawl")
@@ -502,9 +558,28 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+class _Terminated(Exception):
+    """SIGTERM reached a command that does not handle it itself."""
+
+
+def _stop_now(signum: int, frame: object) -> None:
+    """Ctrl+C or SIGTERM outside the commands that handle them (service processes, a crawl of shoal run):
+    raised where the program is. Not asyncio.run's Ctrl+C, which cancels the command's task: a Redis
+    command cancelled at the wrong moment can swallow that, and ``shoal items --follow`` went on."""
+    raise KeyboardInterrupt if signum == signal.SIGINT else _Terminated
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
+    before = {sig: signal.signal(sig, _stop_now) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         sys.exit(args.func(args))
     except KeyboardInterrupt:
+        console.print("shoal: stopped (Ctrl+C)")
         sys.exit(130)
+    except _Terminated:
+        console.print("shoal: stopped (SIGTERM)")
+        sys.exit(143)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)

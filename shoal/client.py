@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 from arq.connections import ArqRedis
+from redis.exceptions import ResponseError
 
 from shoal import heartbeats
 from shoal.common import keys
@@ -43,7 +44,7 @@ from shoal.connection import connection_pool
 from shoal.coordinator.stats import read_stats, stats_from_hash
 from shoal.queue import CrawlQueues, Scheduled, frontier_member
 from shoal.specs import shared_secret
-from shoal.spiders import CrawlStats, Spider
+from shoal.spiders import CrawlStats, ItemList, Spider
 from shoal.spiders.loader import spider_source
 from shoal.spiders.result import check_export_path
 
@@ -202,7 +203,7 @@ class Crawl:
     async def failed(self) -> list[FailedRequest]:
         """The requests whose fetch failed after their retries and were not retried since, oldest first:
         each with its ``request`` (url, sid, callback, meta ...), error ``kind``, ``message`` and ``time``."""
-        return [failed for _, failed in await CrawlQueues(self.client.redis, self.id).failed()]
+        return await CrawlQueues(self.client.redis, self.id).failed_requests()
 
     async def retry_failed(self) -> int:
         """Put the failed requests back into their sids' frontiers (deduplication does not apply to them)
@@ -244,8 +245,37 @@ class Crawl:
         await self._control("run")
 
     async def cancel(self) -> None:
-        """End the crawl now; its coordinator deletes its keys (its state stays, saying ``cancelled``)."""
+        """End the crawl now: nothing more is dispatched, and its items, stats and failed requests are kept
+        like those of any ended crawl (for SHOAL_RETENTION_DAYS); its state says ``cancelled``."""
         await self._control("cancel")
+
+    async def delete(self) -> int:
+        """Delete an ended crawl (finished, failed or cancelled) and everything it holds: items, stats, failed
+        requests and state; returns how many keys went. Raises ValueError for a crawl that has not ended
+        (cancel it first), LookupError for an unknown one."""
+        redis = self.client.redis
+        state, control = await redis.hmget(keys.state(self.id), "state", "control")
+        if state is None:
+            raise LookupError(f"no crawl {self.id!r}")
+        if state.decode() not in ENDED:
+            if control == b"cancel":
+                raise ValueError(f"crawl {self.id} is being cancelled: delete it once its state says cancelled")
+            raise ValueError(f"crawl {self.id} is {state.decode()}: cancel it first (shoal cancel {self.id})")
+        await CrawlQueues(redis, self.id).end()  # workers stop reading its streams before they go
+        doomed = [key async for key in redis.scan_iter(match=keys.crawl_keys(self.id), count=1000)]
+        if doomed:
+            await redis.delete(*doomed)
+        await redis.srem(keys.CRAWLS, self.id)
+        return len(doomed)
+
+    async def export(self, path: str | Path) -> int:
+        """Write the crawl's items to ``path`` on this machine (format by extension: .json, .jsonl, .csv,
+        .xml); returns how many. Raises ValueError for another extension, LookupError for an unknown crawl."""
+        check_export_path(path)
+        await self.status()  # an unknown crawl is an error, not an empty file
+        found = ItemList([item async for item in self.items()])
+        found.export(path)
+        return len(found)
 
 
 class Client:
@@ -275,7 +305,6 @@ class Client:
         spider: type[Spider] | str | Path,
         *,
         spider_name: str | None = None,
-        output: str = "",
         crawl_id: str | None = None,
         accept_timeout: float = 30.0,
         **spider_args: Any,
@@ -284,11 +313,8 @@ class Client:
 
         Raises SubmissionError with the spider's traceback when it does not load (import error, no
         such class, a bad argument) or the service refuses it, and TimeoutError when no coordinator
-        took it within ``accept_timeout`` seconds (it stays queued). An ``output`` file whose extension
-        names no item format is a ValueError before anything is submitted.
+        took it within ``accept_timeout`` seconds (it stays queued).
         """
-        if output:
-            check_export_path(output)
         if isinstance(spider, type):
             source, filename = spider_source(spider)
             if not source:
@@ -308,7 +334,6 @@ class Client:
             filename=filename,
             spider=spider_name or "",
             args=spider_args,
-            output=output,
             submitted=time.time(),
         )
         payload = encode(submission)
@@ -344,9 +369,34 @@ class Client:
         return sorted(found, key=lambda status: status.started, reverse=True)
 
     async def workers(self) -> list[WorkerStatus]:
-        """Every registered worker, alive or not (a dead one stopped sending heartbeats)."""
+        """Every registered worker, alive or not (a dead one crashed, saying why in ``info.stopped``, or
+        stopped sending heartbeats). A dead worker's ``info.held`` counts the jobs it still holds in Redis:
+        0 once live workers took them over."""
         records = await heartbeats.read(self.redis, keys.WORKERS, WorkerInfo)
-        return sorted((WorkerStatus(info, alive) for info, alive in records), key=lambda w: (w.info.kind, w.info.id))
+        found = [WorkerStatus(info, alive) for info, alive in records]
+        if any(not worker.alive for worker in found):
+            held = await self._pending_by_consumer()
+            for worker in found:
+                if not worker.alive:
+                    worker.info.held = held.get(worker.info.id, 0)
+        return sorted(found, key=lambda w: (w.info.kind, w.info.id))
+
+    async def _pending_by_consumer(self) -> dict[str, int]:
+        """Jobs delivered and not yet acknowledged, per worker, over every registered job stream."""
+        try:
+            streams = await self.redis.hkeys(keys.QUEUES)
+        except ResponseError:  # not a hash (someone wrote over it): no streams to count
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream in streams:
+                pipe.xpending(stream, keys.WORKERS_GROUP)
+            replies = await pipe.execute(raise_on_error=False)
+        held: dict[str, int] = {}
+        for reply in replies:
+            for consumer in reply.get("consumers", ()) if isinstance(reply, dict) else ():  # a stream gone: none
+                name = consumer["name"].decode() if isinstance(consumer["name"], bytes) else consumer["name"]
+                held[name] = held.get(name, 0) + int(consumer["pending"])
+        return held
 
     async def coordinators(self) -> list[tuple[CoordinatorInfo, bool]]:
         """Every registered coordinator with whether its heartbeat is recent."""

@@ -22,13 +22,14 @@ Info = TypeVar("Info", WorkerInfo, CoordinatorInfo)
 
 
 async def read(redis: Redis, key: str, kind: type[Info]) -> list[tuple[Info, bool]]:
-    """Every record in the heartbeat hash ``key`` with whether it is recent; a record that does not
-    decode is skipped."""
+    """Every record in the heartbeat hash ``key`` with whether it is alive (recent, and not stopped); a
+    record that does not decode is skipped."""
     now, found = time.time(), []
     for raw in (await redis.hgetall(key)).values():
         with contextlib.suppress(msgspec.DecodeError):
             info = msgspec.json.decode(raw, type=kind)
-            found.append((info, now - info.seen < DEAD_AFTER_S))
+            stopped = isinstance(info, WorkerInfo) and info.stopped  # a worker that crashed says so
+            found.append((info, not stopped and now - info.seen < DEAD_AFTER_S))
     return found
 
 

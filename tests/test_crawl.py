@@ -153,12 +153,16 @@ class BlockedSpider(Spider):
         yield {"unexpected": response.status}
 
 
-def test_blocked_responses_are_retried_up_to_max_blocked_retries(shop, redis_url):
+def test_blocked_responses_are_retried_up_to_max_blocked_retries_and_then_fail_for_good(shop, redis_url):
     spider = BlockedSpider(shop.url)
     result = run(spider, redis_url)
     assert result.items == [{"h1": "ok k1"}]
     assert result.stats.blocked_requests_count == 1 + 4  # blocked-once once; 503 on every one of 1 + 3 tries
     assert sorted(spider.retried) == [403, 503, 503, 503]
+    (failed,) = result.failed  # still blocked after its retries: failed for good, listed, and retryable
+    assert (failed.kind, failed.request.url) == ("blocked", f"{shop.url}/status/503")
+    assert failed.message == "still blocked (status 503) after 3 retries"
+    assert result.stats.failed_requests_by_kind == {"blocked": 1}
 
 
 class OffsiteSpider(Spider):
@@ -363,7 +367,8 @@ def test_spider_pause_ends_the_crawl_paused_with_the_items_so_far(shop, redis_ur
 
 
 class SelectedValuesSpider(Spider):
-    """Puts Scrapling's selector results (TextHandler, AttributesHandler) as they are into meta and items."""
+    """Puts Scrapling's selector results (TextHandler, TextHandlers, AttributesHandler) as they are into meta
+    and items; the callback that reads the meta gets them back as they were."""
 
     name = "selected-values"
     logging_level = 30
@@ -374,19 +379,26 @@ class SelectedValuesSpider(Spider):
 
     async def parse(self, response: Response):
         link = response.css("a.product").first
-        yield response.follow(link.attrib["href"], callback=self.parse_product, meta={"listed": link.text})
+        meta = {"listed": link.text, "texts": response.css("a.product::text")[:2].getall(), "attrib": link.attrib}
+        yield response.follow(link.attrib["href"], callback=self.parse_product, meta=meta)
 
     async def parse_product(self, response: Response):
+        meta = response.meta
+        kinds = (type(meta["listed"]), type(meta["texts"]), type(meta["texts"][0]), type(meta["attrib"]))
         yield {
+            "meta_types": [kind.__name__ for kind in kinds],
+            "attrib_href": meta["attrib"]["href"],
             "listed": response.meta["listed"],
             "name": response.css("h1::text").get(),
             "h1": response.css("h1")[0].attrib,
         }
 
 
-def test_selector_results_go_into_meta_and_items_as_plain_values(shop, redis_url):
+def test_selector_results_travel_in_meta_as_they_were_and_into_items_as_plain_values(shop, redis_url):
     result = run(SelectedValuesSpider(shop.url), redis_url)
     assert result.stats.failed_requests_count == 0
     (item,) = result.items
     assert item["name"] == "Product 1" and item["listed"] == "Product 1"
     assert isinstance(item["h1"], dict)
+    assert item["meta_types"] == ["TextHandler", "TextHandlers", "TextHandler", "AttributesHandler"]
+    assert item["attrib_href"].startswith("/product/")

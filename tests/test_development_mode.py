@@ -51,4 +51,4 @@ def test_an_unreadable_cache_file_fails_that_request_only(shop, redis_url, tmp_p
     product_files[0].write_bytes(b"not msgpack")
     result = CachedShop(shop.url, str(cache_dir)).start(redis_url=redis_url)
     assert len(result.items) == 4
-    assert result.stats.failed_requests_count == 1
+    assert result.stats.failed_requests_by_kind == {"cache": 1, "blocked": 1}  # the 503 is blocked for good

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import redis
@@ -113,15 +114,54 @@ class Failing(Spider):
 """
 
 
-def test_shoal_run_reports_how_many_requests_failed_and_lists_them(tmp_path):
+def _shoal_run(spider: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}  # a private Redis
+    command = [sys.executable, "-m", "shoal", "run", str(spider), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, env={**env, "COLUMNS": "200"})
+
+
+def test_shoal_run_reports_how_many_requests_failed_lists_them_and_exits_1_unless_failures_are_allowed(tmp_path):
     spider = tmp_path / "failing.py"
     spider.write_text(FAILING_SPIDER)
-    command = [sys.executable, "-m", "shoal", "run", str(spider), "-a", f"refused={closed_port()}"]
-    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}  # a private Redis
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**env, "COLUMNS": "200"})
-    assert done.returncode == 0, done.stderr
+    done = _shoal_run(spider, "-a", f"refused={closed_port()}")
+    assert done.returncode == 1, done.stderr
     assert "2 requests failed (connection: 1, dns: 1)" in done.stderr
     assert "shoal-test.invalid" in done.stderr
+    assert "shoal: exit 1: 2 requests failed (--allow-failures to exit 0 all the same)" in done.stderr
+    assert _shoal_run(spider, "-a", f"refused={closed_port()}", "--allow-failures").returncode == 0
+
+
+SPIDER_ERRORS = """
+from shoal.spiders import Request, Spider
+
+
+class Careless(Spider):
+    name = "careless"
+    logging_level = 50
+    url = ""
+    mistake = ""
+
+    async def start_requests(self):
+        yield Request(self.url + "/products")
+
+    async def parse(self, response):
+        if self.mistake == "sid":
+            yield response.follow("/product/1", sid="no-such-sid")
+        elif self.mistake == "meta":
+            yield response.follow("/product/1", meta={"handle": open})
+        elif self.mistake == "raise":
+            raise ValueError("a bug in parse")
+        yield {"url": response.url}
+"""
+
+
+@pytest.mark.parametrize(("mistake", "code"), [("none", 0), ("sid", 1), ("meta", 1), ("raise", 1)])
+def test_shoal_run_exits_1_when_a_spider_error_dropped_a_request_or_a_callback_raised(tmp_path, shop, mistake, code):
+    spider = tmp_path / "careless.py"
+    spider.write_text(SPIDER_ERRORS)
+    done = _shoal_run(spider, "-a", f"url={shop.url}", "-a", f"mistake={mistake}")
+    assert done.returncode == code, done.stderr
+    assert ("shoal: exit 1: " in done.stderr) == bool(code)
 
 
 async def test_a_failed_request_is_recorded_once_however_often_its_commit_runs_and_requeued_once(redis_url):

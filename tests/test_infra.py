@@ -3,6 +3,7 @@
 import urllib.request
 from pathlib import Path
 
+import pytest
 import redis
 from scrapling.parser import Selector
 
@@ -44,3 +45,11 @@ def test_shop_listing_links_every_product_once(shop):
         found += html.css("a.product::attr(href)").getall()
         page = html.css("a.next::attr(href)").get()
     assert sorted(found) == sorted(f"/product/{n}" for n in range(1, site.products + 1))
+
+
+def test_a_redis_server_that_cannot_start_says_why_in_its_own_words(tmp_path):
+    with pytest.raises(RuntimeError) as refused:
+        RedisServer(directory=tmp_path / "missing").start()  # it refuses a --dir that does not exist
+    message = str(refused.value)
+    assert message.startswith("redis-server did not start: ")
+    assert "No such file or directory" in message and str(tmp_path / "missing") in message

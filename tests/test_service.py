@@ -4,7 +4,9 @@ import asyncio
 import csv
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,8 +18,10 @@ import redis
 
 from shoal.client import Client, SubmissionError
 from shoal.common import keys
+from shoal.coordinator.service import RETENTION_S
 from shoal.demo.site import ShopSite, start_site
 from shoal.redis_server import RedisServer
+from tests.conftest import redis_binaries
 
 SHOP_SPIDER = """
 from shoal.spiders import Request, Response, Spider
@@ -64,21 +68,29 @@ class Service:
         self.processes: list[subprocess.Popen] = []
 
     def start(
-        self, role: str, *args: str, env: dict[str, str] | None = None, log: Path | None = None
+        self,
+        role: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+        cwd: Path | None = None,
     ) -> subprocess.Popen:
-        """Start ``shoal ROLE``; with ``log``, its output is appended to that file."""
+        """Start ``shoal ROLE``; with ``log``, its output is appended to that file; ``cwd``: created if need be."""
         command = [sys.executable, "-m", "shoal", role, "--redis", self.redis_url, "--log-level", "WARNING", *args]
         output = log.open("a") if log else None
-        process = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=output, stderr=output)
+        if cwd:
+            cwd.mkdir(parents=True, exist_ok=True)
+        environment = {**os.environ, **(env or {})}
+        process = subprocess.Popen(command, env=environment, stdout=output, stderr=output, cwd=cwd)
         if output:
             output.close()
         self.processes.append(process)
         return process
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess:
+    def cli(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
         command = [sys.executable, "-m", "shoal", *args, "--redis", self.redis_url]
         wide = {**os.environ, "COLUMNS": "200"}
-        return subprocess.run(command, capture_output=True, text=True, timeout=120, env=wide)
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, env=wide, cwd=cwd)
 
     def spider_file(self, source: str, name: str = "spider.py") -> Path:
         path = self.tmp_path / name
@@ -218,17 +230,48 @@ async def _settled(crawl, state: str):
     return status if status.state == state and busy == 0 else None
 
 
-async def test_cancel_ends_the_crawl_and_deletes_its_keys(service, slow_shop, redis_url):
-    service.start("coordinator")
-    service.start("worker", "--kind", "http")
-    async with Client(redis_url) as client:
-        crawl = await client.submit(service.spider_file(SHOP_SPIDER), url=slow_shop.url, download_delay=0.1)
-        await wait_for(lambda: _pages_at_least(crawl, 5))
-        assert service.cli("cancel", crawl.id).returncode == 0
-        await wait_for(lambda: _state_is(crawl, "cancelled"))
-        left = redis.Redis.from_url(redis_url).keys(keys.crawl_keys(crawl.id))
-        assert [key.decode() for key in left] == [keys.state(crawl.id)]
-        assert not redis.Redis.from_url(redis_url).hexists(keys.QUEUES, keys.queue(crawl.id, "default"))
+@pytest.mark.parametrize("binary", redis_binaries())
+async def test_cancel_keeps_the_crawls_items_and_stats_until_delete_removes_them_and_the_worker_lives_on(
+    slow_shop, shop, tmp_path, binary
+):
+    with RedisServer(binary=binary) as server:
+        service = Service(server.url, tmp_path)
+        try:
+            service.start("coordinator")
+            worker = service.start("worker", "--kind", "http")
+            async with Client(server.url) as client:
+                spider = service.spider_file(SHOP_SPIDER)
+                crawl = await client.submit(spider, url=slow_shop.url, download_delay=0.1)
+                await wait_for(lambda: _pages_at_least(crawl, 5))
+                refused = service.cli("delete", crawl.id)
+                assert refused.returncode == 1 and f"cancel it first (shoal cancel {crawl.id})" in refused.stderr
+                assert service.cli("pause", crawl.id).returncode == 0  # as in the report: pause, then cancel
+                await wait_for(lambda: _settled(crawl, "paused"))
+                assert service.cli("cancel", crawl.id).returncode == 0
+                status = await wait_for(lambda: _status_if(crawl, "cancelled"))
+                assert 5 <= status.pages < 63 and status.items > 0
+                listed = service.cli("items", crawl.id).stdout.splitlines()
+                assert len(listed) == status.items == (await crawl.stats()).items_scraped
+                assert 0 < redis.Redis.from_url(server.url).ttl(keys.items(crawl.id)) <= RETENTION_S
+                assert not redis.Redis.from_url(server.url).hexists(keys.QUEUES, keys.queue(crawl.id, "default"))
+
+                deleted = service.cli("delete", crawl.id)
+                assert deleted.returncode == 0 and f"deleted crawl {crawl.id}" in deleted.stderr
+                assert redis.Redis.from_url(server.url).keys(keys.crawl_keys(crawl.id)) == []
+                assert crawl.id not in {listed.crawl for listed in await client.crawls()}
+                assert "no crawl" in service.cli("items", crawl.id).stderr
+
+                again = await client.submit(spider, url=shop.url)  # the same worker serves the next crawl
+                await again.wait(60)
+                assert found([item async for item in again.items()]) == expected(shop)
+                assert worker.poll() is None
+        finally:
+            service.stop()
+
+
+async def _status_if(crawl, state: str):
+    status = await crawl.status()
+    return status if status.state == state else None
 
 
 async def _state_is(crawl, state: str) -> bool:
@@ -494,3 +537,87 @@ async def test_a_quota_given_at_submit_stops_the_crawl_and_its_status_says_which
         assert (await crawl.stats()).requests_dispatched == status.pages == 9
     shown = service.cli("status", crawl.id)
     assert "finished (max_pages (9) reached)" in shown.stdout
+
+
+async def test_submit_o_waits_for_the_crawl_and_writes_its_items_where_the_user_runs_it(service, shop, tmp_path):
+    service.start("coordinator", cwd=tmp_path / "coordinator")  # a working directory of its own
+    service.start("worker", "--kind", "http")
+    user = tmp_path / "user"
+    user.mkdir()
+    spider = service.spider_file(SHOP_SPIDER)
+    done = service.cli("submit", str(spider), "-a", f"url={shop.url}", "-o", "out/items.jsonl", cwd=user)
+    assert done.returncode == 0, done.stderr
+    crawl_id = done.stdout.splitlines()[0]
+    written = user / "out" / "items.jsonl"
+    assert found(json.loads(line) for line in written.read_text().splitlines()) == expected(shop)
+    assert "wrote 100 items to out/items.jsonl" in done.stderr
+    assert not list((tmp_path / "coordinator").iterdir())  # the coordinator wrote nothing
+    async with Client(service.redis_url) as client:
+        assert (await client.crawl(crawl_id).status()).state == "finished"
+
+
+async def test_a_crashed_worker_stays_listed_as_dead_with_why_and_says_so_once(service, redis_url, tmp_path):
+    log = tmp_path / "worker.log"
+    worker = service.start("worker", "--kind", "http", "--log-level", "INFO", log=log)
+    r = redis.Redis.from_url(redis_url)
+    async with Client(redis_url) as client:
+        await wait_for(client.workers, timeout=20)
+        r.set(keys.QUEUES, "not a hash")  # what the worker reads every second: it cannot go on
+        assert await asyncio.to_thread(worker.wait, 20) == 1
+        (listed,) = await client.workers()
+    r.delete(keys.QUEUES)
+    assert not listed.alive and listed.info.pid == worker.pid
+    assert listed.info.stopped.startswith("crashed: ResponseError: WRONGTYPE")
+    shown = service.cli("workers").stdout
+    assert "dead" in shown and str(worker.pid) in shown
+    said = log.read_text()
+    assert said.count("stopped: crashed") == 1 and said.count("Traceback") == 1 and "WRONGTYPE" in said
+
+
+async def test_a_killed_workers_jobs_held_fall_to_0_once_another_worker_took_them_over(service, shop, redis_url):
+    service.start("coordinator")
+    first = service.start("worker", "--kind", "http", "--capacity", "4")
+    async with Client(redis_url) as client:
+        await client.submit(service.spider_file(SLOW_SPIDER), url=shop.url, pages=4, seconds=30)
+        await wait_for(lambda: _held_at_least(client, 4))
+        first.send_signal(signal.SIGKILL)
+        second = service.start("worker", "--kind", "http", "--capacity", "4")
+        await wait_for(lambda: _taken_over(client, first.pid, second.pid), timeout=40)
+    assert "dead" in service.cli("workers").stdout
+
+
+async def _taken_over(client, dead_pid: int, live_pid: int) -> bool:
+    """Whether the dead worker is listed dead holding nothing, and the live one holds its 4 jobs."""
+    workers = {worker.info.pid: worker for worker in await client.workers()}
+    dead, live = workers.get(dead_pid), workers.get(live_pid)
+    return bool(dead and live and not dead.alive and dead.info.held == 0 and live.alive and live.info.held == 4)
+
+
+async def test_each_process_says_once_why_it_stops(service, shop, redis_url, tmp_path):
+    coordinator_log, worker_log = tmp_path / "coordinator.log", tmp_path / "worker.log"
+    coordinator = service.start("coordinator", "--log-level", "INFO", log=coordinator_log)
+    worker = service.start("worker", "--kind", "http", "--log-level", "INFO", log=worker_log)
+    async with Client(redis_url) as client:
+        crawl = await client.submit(service.spider_file(SLOW_SPIDER), url=shop.url, pages=40, seconds=1)
+        await wait_for(lambda: _has_items(crawl))
+    for sig, code, why in ((signal.SIGINT, 130, "Ctrl+C"), (signal.SIGTERM, 143, "SIGTERM")):
+        command = [sys.executable, "-m", "shoal", "items", crawl.id, "--follow", "--redis", redis_url]
+        follower = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert await asyncio.to_thread(follower.stdout.readline)  # it is following the crawl's items
+        follower.send_signal(sig)
+        _, err = await asyncio.to_thread(follower.communicate, timeout=20)
+        assert follower.returncode == code and err.count(f"shoal: stopped ({why})") == 1 and "Traceback" not in err
+    for process in (worker, coordinator):
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 30) == 0
+    worker_said, coordinator_said = worker_log.read_text(), coordinator_log.read_text()
+    assert worker_said.count("stopping: SIGTERM received") == 1
+    assert f"worker http-{socket.gethostname()}-{worker.pid} stopped" in worker_said
+    assert coordinator_said.count("stopping: SIGTERM received") == 1
+    assert f"handing back crawls {crawl.id}: any coordinator resumes them" in coordinator_said
+    assert re.search(r"coordinator \S+ stopped$", coordinator_said.splitlines()[-1])
+    assert "SIGUSR1" not in coordinator_said and "Traceback" not in coordinator_said + worker_said
+
+
+async def _has_items(crawl) -> bool:
+    return (await crawl.status()).items > 0

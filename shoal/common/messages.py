@@ -51,7 +51,6 @@ class Submission(Message, kw_only=True):
     filename: str = "<spider>"
     spider: str = ""  # class or spider name; empty when the source defines one spider
     args: dict[str, Any] = {}
-    output: str = ""  # a file the coordinator writes the items to when the crawl ends
     submitted: float = 0.0
 
 
@@ -70,6 +69,7 @@ class WorkerInfo(msgspec.Struct, kw_only=True):
     held: int = 0
     fetched: int = 0
     rss: int = 0
+    stopped: str = ""  # why it stopped, when it crashed (its record then stays: it is listed as dead)
 
 
 class CoordinatorInfo(msgspec.Struct, kw_only=True):

@@ -9,7 +9,6 @@ The crawl ends when every frontier is empty and nothing is in flight.
 import asyncio
 import time
 from collections.abc import AsyncIterable, Mapping
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -20,7 +19,16 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoal.common import keys
-from shoal.common.messages import FailedRequest, FetchError, FetchJob, FetchResult, MessageError, decode, encode
+from shoal.common.messages import (
+    FailedRequest,
+    FetchError,
+    FetchJob,
+    FetchResult,
+    MessageError,
+    RequestRecord,
+    decode,
+    encode,
+)
 from shoal.common.proxy import proxy_label
 from shoal.common.request import Request
 from shoal.common.response import Response
@@ -140,15 +148,17 @@ class CrawlEngine:
 
     async def _seed(self) -> None:
         batch: list[Scheduled] = []
+        stats: dict[str, int] = {}
         async for request in self.spider.start_requests():
             try:
                 batch += self._schedule(request)
             except (ValueError, TypeError) as e:
+                _count_failed(stats, "rejected")
                 await self._spider_error(request, e)
             if len(batch) >= _SEED_BATCH:
-                await self._commit([Commit(requests=batch)])
-                batch = []
-        await self._commit([Commit(requests=batch)])
+                await self._commit([Commit(requests=batch, stats=stats)])
+                batch, stats = [], {}
+        await self._commit([Commit(requests=batch, stats=stats)])
         await self.redis.hset(keys.state(self.crawl), "seeded", 1)
 
     # -- responses ------------------------------------------------------------------------------
@@ -171,8 +181,7 @@ class CrawlEngine:
                     try:
                         requests += self._schedule(result)
                     except (ValueError, TypeError) as e:
-                        _count(stats, "failed_requests_count")
-                        _count(stats, f"{FAILED}rejected")
+                        _count_failed(stats, "rejected")
                         await self._spider_error(result, e)
                 elif isinstance(result, dict):
                     item = await self.spider.on_scraped_item(result)
@@ -211,9 +220,15 @@ class CrawlEngine:
         commit.requests = requests
         commit.items = items
 
-    async def _retry_blocked(self, request: Request, response: Response, commit: Commit, stats: dict) -> None:
+    async def _retry_blocked(
+        self, request: Request, record: RequestRecord, response: Response, commit: Commit, stats: dict
+    ) -> None:
+        """Schedule the retry of a blocked request; one blocked max_blocked_retries times has failed for good."""
         if request.retry_count >= self.spider.max_blocked_retries:
             self.log.warning("Max retries exceeded for blocked request: %s", request.url)
+            message = f"still blocked (status {response.status}) after {request.retry_count} retries"
+            commit.failed = encode(FailedRequest(request=record, kind="blocked", message=message, time=time.time()))
+            _count_failed(stats, "blocked")
             return
         retry, escalated = request.retry_copy(), False
         if self.escalation and type(self.spider).retry_blocked_request is Spider.retry_blocked_request:
@@ -226,6 +241,7 @@ class CrawlEngine:
         try:
             commit.requests = self._schedule(retry, escalated)
         except (ValueError, TypeError) as e:
+            _count_failed(stats, "rejected")
             await self._spider_error(retry, e)
             return
         self.log.info(
@@ -252,8 +268,7 @@ class CrawlEngine:
             commit.sid, commit.domain = request.sid, request.domain
         except (LookupError, TypeError, ValueError) as e:  # the spider lacks its callback, or bad arguments
             commit.sid, commit.domain = result.request.sid, _domain(result.request.url)
-            _count(stats, "failed_requests_count")
-            _count(stats, f"{FAILED}rejected")
+            _count_failed(stats, "rejected")
             self.log.error("Rejected the response to %s: %s", result.request.url, e)
             return commit
         if result.request.robots_txt and self.robots:
@@ -264,8 +279,7 @@ class CrawlEngine:
         try:
             if result.error is not None:
                 kind, message = result.error.kind, result.error.message
-                _count(stats, "failed_requests_count")
-                _count(stats, f"{FAILED}{kind}")
+                _count_failed(stats, kind)
                 failed = FailedRequest(request=result.request, kind=kind, message=message, time=time.time())
                 commit.failed = encode(failed)
                 error = FetchFailed(kind, message)
@@ -274,6 +288,7 @@ class CrawlEngine:
             else:
                 await self._handle_response(request, result, commit, stats)
         except Exception as e:  # a hook (is_blocked, on_error ...) raised: the response is done with
+            _count(stats, "callback_errors")
             await self._spider_error(request, e)
         return commit
 
@@ -316,7 +331,7 @@ class CrawlEngine:
         self.delays.record(request.domain, result.elapsed, 200 <= result.status < 300 and not blocked, result.headers)
         if blocked:
             _count(stats, "blocked_requests_count")
-            await self._retry_blocked(request, response, commit, stats)
+            await self._retry_blocked(request, result.request, response, commit, stats)
         else:
             if self.escalation and result.request.escalated:
                 await self.escalation.learn(request.domain, request.sid)
@@ -389,9 +404,8 @@ class CrawlEngine:
         commit.stats = {"robots_txt_count": 1}
         self._learned.append(commit)
 
-    async def run(self, output: str | Path | None = None) -> CrawlStats:
-        """Run the crawl to its end (resuming it if it was already started) and return its stats;
-        with ``output``, the items are written there (format by extension) before it is marked finished."""
+    async def run(self) -> CrawlStats:
+        """Run the crawl to its end (resuming it if it was already started) and return its stats."""
         await self.queues.create({sid: self.sessions.get(sid).kind for sid in self.sessions.session_ids})
         await self.delays.load(await self.robots.load() if self.robots else {})
         resuming = bool(await self.redis.hget(keys.state(self.crawl), "seeded"))
@@ -437,8 +451,6 @@ class CrawlEngine:
             await self._set_state("paused")
             return await self.stats()
         await self.queues.end()
-        if output:
-            (await self.item_list()).export(output)
         await self._set_state("finished", finished=time.time(), stop_reason=self.stop_reason)
         stats = await self.stats()
         self.log.info("%s", stats.to_dict())
@@ -595,3 +607,9 @@ def _name(callback: Any) -> str:
 
 def _count(stats: dict[str, int], name: str, amount: int = 1) -> None:
     stats[name] = stats.get(name, 0) + amount
+
+
+def _count_failed(stats: dict[str, int], kind: str) -> None:
+    """A request that failed for good: counted in failed_requests_count and by its kind."""
+    _count(stats, "failed_requests_count")
+    _count(stats, f"{FAILED}{kind}")

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from shoal.common.messages import RequestRecord, plain
+from shoal.common.meta import from_wire, to_wire
 from shoal.common.names import checked_method_name, method_name
 from shoal.common.request import Request
 from shoal.common.sessions import CALLABLE_ARGS
@@ -33,18 +34,21 @@ def to_record(request: Request, spider: "Spider", fp: bytes = b"") -> RequestRec
     except ValueError as e:
         raise ValueError(f"{request!r}: {e}") from None
     callback = method_name(spider, request.callback, "callback") if request.callback else ""
-    for what, value in (("meta", request.meta), ("request arguments", kwargs)):
-        try:
-            _check.encode(value)
-        except TypeError as e:
-            raise TypeError(f"{request!r}: its {what} cannot travel through Redis: {e}") from None
+    try:
+        meta = to_wire(request.meta)
+    except TypeError as e:
+        raise TypeError(f"{request!r}: {e}") from None
+    try:
+        _check.encode(kwargs)
+    except (TypeError, OverflowError) as e:
+        raise TypeError(f"{request!r}: its request arguments cannot travel through Redis: {e}") from None
     return RequestRecord(
         url=request.url,
         sid=request.sid,
         callback=callback,
         priority=request.priority,
         dont_filter=request.dont_filter,
-        meta=request.meta,
+        meta=meta,
         kwargs=kwargs,
         retries=request.retry_count,
         fp=fp,
@@ -62,7 +66,7 @@ def from_record(record: RequestRecord, spider: "Spider") -> Request:
         callback=callback,
         priority=record.priority,
         dont_filter=record.dont_filter,
-        meta=dict(record.meta),
+        meta=from_wire(record.meta),
         _retry_count=record.retries,
         **record.kwargs,
     )

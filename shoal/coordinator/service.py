@@ -75,6 +75,8 @@ class Coordinator:
             poll_delay=0.2,
             **ARQ_SERIALIZERS,
         )
+        if not log.isEnabledFor(logging.DEBUG):  # arq's own lines (a "shutdown on SIGUSR1" on every stop) mislead
+            logging.getLogger("arq").setLevel(logging.WARNING)
         intake_task = asyncio.create_task(intake.async_run())
         log.info("coordinator %s serving %s", self.id, masked(self.redis_url))
         backoff = 0.0
@@ -92,6 +94,8 @@ class Coordinator:
                     intake_task.result()  # the intake died: let the process fail loudly
         finally:
             intake_task.cancel()
+            if self.tasks:
+                log.info("handing back crawls %s: any coordinator resumes them", ", ".join(sorted(self.tasks)))
             for task in self.tasks.values():
                 task.cancel()
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
@@ -99,6 +103,7 @@ class Coordinator:
                 await asyncio.wait_for(intake.close(), 5)
             with contextlib.suppress(RedisError):
                 await self.redis.hdel(keys.COORDINATORS, self.id)
+        log.info("coordinator %s stopped", self.id)  # a crash propagates instead: its traceback says why
 
     # -- submissions ----------------------------------------------------------------------------
 
@@ -122,9 +127,7 @@ class Coordinator:
             await self._fail(crawl, "".join(traceback.format_exception(e)))
             return "failed"
         await store_spec(self.redis, spec, self.secret)
-        await self.redis.hset(
-            keys.state(crawl), mapping={"state": "running", "spider": spec.name, "output": submission.output}
-        )
+        await self.redis.hset(keys.state(crawl), mapping={"state": "running", "spider": spec.name})
         if await self.leases.claim(crawl):
             self._start(crawl, spider)
         log.info("accepted crawl %s (%s)", crawl, spec.class_name)
@@ -178,14 +181,13 @@ class Coordinator:
             if spider is None:
                 spec = await load_spec(self.redis, crawl, self.secret)
                 spider = load_spider(spec.source, spec.filename, spec.class_name, spec.args)
-            output = await self.redis.hget(keys.state(crawl), "output")
             engine = CrawlEngine(self.redis, spider, crawl)
-            await engine.run(output.decode() if output else None)
+            await engine.run()
             if engine.pausing:  # the spider called pause(): paused as by `shoal pause`, until resumed
                 await self.redis.hset(keys.state(crawl), "control", "pause")
             await self._expire(crawl)
         except CrawlCancelled:
-            await self._clean(crawl)
+            await self._cancelled(crawl)
         except asyncio.CancelledError:
             raise
         except (RedisConnectionError, RedisTimeoutError) as e:  # the crawl stays resumable; a heartbeat retakes it
@@ -216,12 +218,10 @@ class Coordinator:
                 pipe.expire(key, RETENTION_S)
             await pipe.execute()
 
-    async def _clean(self, crawl: str) -> None:
-        """A cancelled crawl: delete every key but its state, which says ``cancelled`` for RETENTION_S."""
-        await self.redis.hset(keys.state(crawl), mapping={"state": "cancelled", "finished": time.time()})
-        await self.redis.expire(keys.state(crawl), RETENTION_S)
+    async def _cancelled(self, crawl: str) -> None:
+        """A cancelled crawl: nothing more is dispatched or fetched; its keys (items, stats, failed requests)
+        are kept for RETENTION_S like those of any ended crawl (``Crawl.delete`` removes them at once)."""
         await CrawlQueues(self.redis, crawl).end()
-        doomed = [key for key in await self._crawl_keys(crawl) if key.decode() != keys.state(crawl)]
-        if doomed:
-            await self.redis.delete(*doomed)
+        await self.redis.hset(keys.state(crawl), mapping={"state": "cancelled", "finished": time.time()})
+        await self._expire(crawl)
         log.info("cancelled crawl %s", crawl)

@@ -9,7 +9,7 @@ from typing import Any
 
 from shoal.common.messages import CrawlSpec, SessionConfig
 from shoal.spiders import Spider
-from shoal.spiders.spider import QUOTA_ATTRIBUTES
+from shoal.spiders.spider import QUOTA_ATTRIBUTES, importing
 
 
 class SpiderLoadError(Exception):
@@ -23,7 +23,8 @@ def load_module(source: str, filename: str) -> types.ModuleType:
     module.__file__ = filename
     sys.modules[name] = module
     try:
-        exec(compile(source, filename, "exec"), module.__dict__)
+        with importing(filename):
+            exec(compile(source, filename, "exec"), module.__dict__)
     except Exception as e:
         del sys.modules[name]
         raise SpiderLoadError(f"{filename} failed to import: {type(e).__name__}: {e}") from e

@@ -1,7 +1,9 @@
 """Spider: the base class users subclass, with Scrapling's attributes, defaults and hooks."""
 
+import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +17,20 @@ if TYPE_CHECKING:
 BLOCKED_CODES = frozenset({401, 403, 407, 429, 444, 500, 502, 503, 504})
 #: shoal's per-crawl quotas; arguments of these names set them (after ``__init__`` runs).
 QUOTA_ATTRIBUTES = ("max_pages", "max_items", "max_duration")
+
+
+#: The spider file shoal is importing, while it does (shoal imports them with a __name__ other than "__main__").
+_importing: ContextVar[str] = ContextVar("shoal_importing_spider_file", default="")
+
+
+@contextlib.contextmanager
+def importing(filename: str) -> Iterator[None]:
+    """While shoal imports a spider file: a crawl started then (a module-level ``start()``) is an error."""
+    token = _importing.set(filename)
+    try:
+        yield
+    finally:
+        _importing.reset(token)
 
 
 class CrawlControl:
@@ -180,6 +196,12 @@ class Spider:
         """Run the crawl on this machine (private Redis, coordinator, workers) and return its result."""
         from shoal.local import run_spider
 
+        if filename := _importing.get():
+            name = type(self).__name__
+            raise RuntimeError(
+                f"{name}().start() ran while shoal imported {filename}: shoal starts the crawl itself. "
+                f'Call start() only when the file runs as a script: under `if __name__ == "__main__":`'
+            )
         return run_spider(self, use_uvloop=use_uvloop, **options)
 
     async def stream(self, **options: Any) -> AsyncIterator[dict[str, Any]]:

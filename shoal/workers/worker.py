@@ -107,7 +107,8 @@ class Worker:
         self._session_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._tasks: set[asyncio.Task] = set()
         self._seen_sessions: set[tuple[str, str]] = set()
-        self._crawls: set[str] = set()  # the crawls whose job streams this worker served at its last look
+        self._served: set[str] = set()  # the job streams this worker read at its last look
+        self._leaving: dict[str, int] = {}  # streams it stopped reading while their crawl looked active: looks left
         self._browser: Any = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -129,10 +130,17 @@ class Worker:
                     backoff = min(max(backoff * 2, 0.1), MAX_BACKOFF_S)
                     log.warning("Redis unreachable (%s); retrying in %.1f s", e, backoff)
                     await _first(stop.wait(), timeout=backoff)
+        except Exception as e:
+            self.info.stopped = f"crashed: {type(e).__name__}: {e}"
+            raise
         finally:
             await self._shutdown()
             with contextlib.suppress(Exception):  # Redis may be gone; the heartbeat then just stops
-                await self.redis.hdel(keys.WORKERS, self.name)
+                if self.info.stopped:  # listed as dead, with why, until the coordinators forget it
+                    await self._heartbeat()
+                else:  # stopped on purpose: gone from the registry
+                    await self.redis.hdel(keys.WORKERS, self.name)
+        log.info("worker %s stopped", self.name)  # a crash propagates instead: its traceback says why
 
     async def _take_jobs(self, stop: asyncio.Event) -> None:
         """Wait for room, then start as many jobs as there is room for (blocking up to a second)."""
@@ -172,9 +180,10 @@ class Worker:
         streams = await self.streams.refresh()
         if self.kind != "http":
             self._start_task(self._warm(streams))
+        for stream in sorted(self._served - set(streams) | set(self._leaving)):
+            await self._say_why_gone(stream, stream in streams)
+        self._served = set(streams)
         live = {keys.queue_owner(stream)[0] for stream in streams}
-        await self._report_lost(self._crawls - live)
-        self._crawls = live
         for crawl_sid in [cs for cs in self._sessions if cs[0] not in live]:
             await self._sessions.pop(crawl_sid).close()
         for crawl_sid in [cs for cs in self._unstartable if cs[0] not in live]:
@@ -186,15 +195,34 @@ class Worker:
                 log.warning("took over %d jobs of workers that stopped answering", len(reclaimed))
             self._start(reclaimed)
 
-    async def _report_lost(self, gone: set[str]) -> None:
-        """Say so when crawls this worker served went away because Redis lost them, not because they ended."""
-        for crawl in sorted(gone):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.exists(keys.spec(crawl))
-                pipe.hget(keys.state(crawl), "state")
-                spec, state = await pipe.execute()
-            if not spec and state != b"cancelled":  # a cancelled crawl keeps only its state
-                log.error("Redis lost crawl %s's state (restarted without persistence?); closing its sessions", crawl)
+    async def _say_why_gone(self, stream: str, back: bool) -> None:
+        """Log once why this worker no longer reads ``stream``: its crawl ended, paused or went away, or the
+        stream itself was broken (deleted, its group destroyed, replaced by another type). A crawl still
+        active is looked at again at the next maintenance, a few times: its new state is written just after
+        its streams are unregistered."""
+        if back:  # registered again (a paused crawl resumed) before its new state was seen
+            self._leaving.pop(stream, None)
+            return
+        crawl, _ = keys.queue_owner(stream)
+        state, error = (
+            value.decode(errors="replace") if value else ""
+            for value in await self.redis.hmget(keys.state(crawl), "state", "error")
+        )
+        broken = self.streams.broken.get(stream)
+        if not state:
+            # the same words as the coordinator's, which marks the crawl failed (a delete leaves no stream read)
+            level, why = logging.ERROR, f"Redis lost crawl {crawl}'s state (restarted without persistence?)"
+        elif state == "failed":
+            level, why = logging.WARNING, f"crawl {crawl} failed: {(error.splitlines() or ['?'])[-1]}"
+        elif broken:
+            level, why = logging.ERROR, f"{broken} while crawl {crawl} is {state}"
+        elif state in ("running", "submitted") and self._leaving.setdefault(stream, 3) > 1:
+            self._leaving[stream] -= 1
+            return
+        else:
+            level, why = logging.INFO, f"crawl {crawl} is {state}"
+        self._leaving.pop(stream, None)
+        log.log(level, "stopped reading %s: %s", stream, why)
 
     async def _session(self, crawl: str, sid: str) -> Session:
         """The started session for a crawl's sid, started on first use; raises SessionStartError if it could
@@ -325,6 +353,8 @@ class Worker:
 
     async def _shutdown(self) -> None:
         """Finish held jobs for up to ``drain`` seconds, then stop the rest and hand them back at once."""
+        if self._held:
+            log.info("finishing %d held jobs (for up to %g s)", len(self._held), self.drain)
         if self._tasks:
             _, unfinished = await asyncio.wait(self._tasks, timeout=self.drain)
             handed_back = list(self._held.values())

@@ -39,7 +39,7 @@ async function api(path, method = "GET") {
 }
 
 async function steer(crawl, action) {
-  if (action === "cancel" && !confirm(`Cancel ${crawl}? Its queues and items are deleted.`)) return;
+  if (action === "cancel" && !confirm(`Cancel ${crawl}? Nothing more is fetched; its items and stats are kept.`)) return;
   try {
     await api(`/api/crawls/${encodeURIComponent(crawl)}/${action}`, "POST");
     showProblem("");
