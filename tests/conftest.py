@@ -1,10 +1,22 @@
 """Shared fixtures: a real redis-server for the session, and the demo shop on 127.0.0.1."""
 
+from pathlib import Path
+
 import pytest
 import redis
 
 from shoal.demo.site import RunningSite, ShopSite, start_site
 from shoal.redis_server import RedisServer
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--dashboard-screenshot",
+        type=Path,
+        metavar="PNG",
+        help="write the dashboard test's screenshot here (docs/dashboard.png to refresh the README's picture); "
+        "default: a temporary file",
+    )
 
 
 @pytest.fixture(scope="session")
