@@ -118,7 +118,7 @@ def test_shoal_run_reports_how_many_requests_failed_and_lists_them(tmp_path):
     spider.write_text(FAILING_SPIDER)
     command = [sys.executable, "-m", "shoal", "run", str(spider), "-a", f"refused={closed_port()}"]
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}  # a private Redis
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**env, "COLUMNS": "200"})
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
     assert "2 requests failed (connection: 1, dns: 1)" in done.stderr
     assert "shoal-test.invalid" in done.stderr

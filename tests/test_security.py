@@ -181,8 +181,8 @@ def test_a_cli_command_refused_by_redis_says_so_without_the_password(password_re
     finished = subprocess.run(
         [sys.executable, "-m", "shoal", "status", "--redis", wrong], capture_output=True, text=True, timeout=60
     )
-    said = " ".join(finished.stderr.split())  # as one line, however the terminal wrapped it
-    assert finished.returncode == 1 and "cannot reach Redis at redis://:***@127.0.0.1" in said
+    said = finished.stderr
+    assert finished.returncode == 1 and "Redis at redis://:***@127.0.0.1" in said and "refused the credentials" in said
     assert "p%41ss" not in said and "invalid username-password pair" in said
 
 
@@ -322,15 +322,22 @@ async def _coordinator_listed(client) -> bool:
 
 
 def _top(url: str) -> str:
-    """What ``shoal top`` shows in its first seconds."""
+    """What ``shoal top`` shows until it has drawn its first view, when it is stopped with Ctrl+C."""
     top = subprocess.Popen(
-        [sys.executable, "-m", "shoal", "top", "--redis", url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "shoal", "top", "--redis", url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
-    time.sleep(3)
+    shown = []
+    for line in top.stdout:  # without a terminal, each view is printed in full: its last table is the workers
+        shown.append(line)
+        if line.strip() == "workers":
+            break
     top.send_signal(signal.SIGINT)
-    shown, _ = top.communicate(timeout=30)
-    assert b"workers" in shown
-    return shown.decode()
+    rest, _ = top.communicate(timeout=30)
+    assert any(line.strip() == "workers" for line in shown), "".join(shown)
+    return "".join(shown) + rest
 
 
 class _ShopSpider(Spider):

@@ -77,8 +77,7 @@ class Service:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         command = [sys.executable, "-m", "shoal", *args, "--redis", self.redis_url]
-        wide = {**os.environ, "COLUMNS": "200"}
-        return subprocess.run(command, capture_output=True, text=True, timeout=120, env=wide)
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
     def spider_file(self, source: str, name: str = "spider.py") -> Path:
         path = self.tmp_path / name

@@ -3,12 +3,12 @@ are in shoal. They validate and record their arguments and never open anything; 
 live sessions from them. Each argument table below lists the argument, its type and Scrapling's default.
 """
 
-import difflib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import msgspec
 
+from shoal.common.names import did_you_mean
 from shoal.common.proxy import ProxyRotator
 
 if TYPE_CHECKING:
@@ -152,9 +152,7 @@ def _validate(table: type[msgspec.Struct], kwargs: dict[str, Any], what: str, wh
     known = table.__struct_fields__
     for name in kwargs:
         if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise TypeError(f"unknown {what} '{name}'{where}{hint}")
+            raise TypeError(f"unknown {what} '{name}'{where}{did_you_mean(name, known)}")
     for name in CALLABLE_ARGS:
         if kwargs.get(name) is not None and not callable(kwargs[name]) and not isinstance(kwargs[name], str):
             raise TypeError(f"{what} '{name}'{where} must be a spider method, got {type(kwargs[name]).__name__}")

@@ -17,6 +17,18 @@ BLOCKED_CODES = frozenset({401, 403, 407, 429, 444, 500, 502, 503, 504})
 QUOTA_ATTRIBUTES = ("max_pages", "max_items", "max_duration")
 
 
+#: The lowest level of a spider's log records shown on the console (stderr); see set_console_log_level.
+_console_level = logging.NOTSET
+
+
+def set_console_log_level(level: int | str) -> None:
+    """Show on the console only the records of spiders created from now on that are at ``level`` or above
+    (the command line's --log-level); their ``log_file`` still gets every record at their ``logging_level``.
+    By default a spider shows every record its ``logging_level`` lets through, as in Scrapling."""
+    global _console_level
+    _console_level = logging.getLevelName(level) if isinstance(level, str) else level
+
+
 class SessionConfigurationError(Exception):
     """A spider's ``configure_sessions`` failed or added no session."""
 
@@ -103,7 +115,9 @@ class Spider:
         formatter = logging.Formatter(
             fmt=self.logging_format.format(spider_name=self.name), datefmt=self.logging_date_format
         )
-        handlers: list[logging.Handler] = [logging.StreamHandler()]
+        console = logging.StreamHandler()
+        console.setLevel(_console_level)
+        handlers: list[logging.Handler] = [console]
         if self.log_file:
             Path(self.log_file).parent.mkdir(parents=True, exist_ok=True)
             handlers.append(logging.FileHandler(self.log_file))
