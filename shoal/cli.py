@@ -635,8 +635,8 @@ def parser() -> argparse.ArgumentParser:
 
     for action, text in (
         ("pause", "stop dispatching a crawl's requests; those in flight finish, nothing is lost"),
-        ("resume", "dispatch a paused crawl's requests again"),
-        ("cancel", "end a crawl now"),
+        ("resume", "dispatch the requests of a paused crawl again"),
+        ("cancel", "end a crawl now: nothing more is dispatched, and its state says cancelled"),
     ):
         p = commands.add_parser(
             action, parents=[service], help=f"{action} a crawl", description=text[0].upper() + text[1:] + "."
