@@ -8,6 +8,8 @@ import redis
 from shoal.demo.site import RunningSite, ShopSite, start_site
 from shoal.redis_server import RedisServer
 
+pytest_plugins = ["tests.safe_reports"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
