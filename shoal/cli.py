@@ -83,9 +83,10 @@ def _error(message: str) -> None:
 
 def _log_to_console(level: str) -> None:
     """Log shoal's records, and spiders' records, at ``level`` and above to stderr."""
-    from shoal.spiders.spider import set_console_log_level
+    from shoal.spiders.spider import ConsoleHandler, set_console_log_level
 
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    format = "%(asctime)s %(name)s %(levelname)s: %(message)s"
+    logging.basicConfig(level=level, format=format, handlers=[ConsoleHandler()])
     set_console_log_level(level)
 
 

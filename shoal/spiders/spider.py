@@ -1,6 +1,7 @@
 """Spider: the base class users subclass, with Scrapling's attributes, defaults and hooks."""
 
 import logging
+import sys
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,13 @@ QUOTA_ATTRIBUTES = ("max_pages", "max_items", "max_duration")
 
 #: The lowest level of a spider's log records shown on the console (stderr); see set_console_log_level.
 _console_level = logging.NOTSET
+
+
+class ConsoleHandler(logging.StreamHandler):
+    """Logs to ``sys.stderr`` as it is when a record comes: a live display (``shoal run``'s progress) that
+    replaced it prints the record above itself instead of through it."""
+
+    stream = property(lambda self: sys.stderr, lambda self, value: None)
 
 
 def set_console_log_level(level: int | str) -> None:
@@ -115,7 +123,7 @@ class Spider:
         formatter = logging.Formatter(
             fmt=self.logging_format.format(spider_name=self.name), datefmt=self.logging_date_format
         )
-        console = logging.StreamHandler()
+        console = ConsoleHandler()
         console.setLevel(_console_level)
         handlers: list[logging.Handler] = [console]
         if self.log_file:
