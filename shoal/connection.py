@@ -92,16 +92,16 @@ class _RetryWhileUnreachable(Retry):
                 await fail(error)
                 if isinstance(error, (AuthenticationError, ssl.SSLError, RedisUnreachable)):
                     raise
-                if 0 <= self._retries < failures:
-                    raise
-                pause = self._backoff.compute(failures)
-                if not self.reached and self.reach_within is not None:
+                unreached = not self.reached and self.reach_within is not None
+                if unreached:
                     self.failing_since = self.failing_since or time.monotonic()
                     left = self.reach_within - (time.monotonic() - self.failing_since)
-                    if left <= 0:
+                    if left <= 0 or 0 <= self._retries < failures:
                         raise unreachable(self.url, error) from error
-                    pause = min(pause, left)
-                await asyncio.sleep(pause)
+                elif 0 <= self._retries < failures:
+                    raise
+                pause = self._backoff.compute(failures)
+                await asyncio.sleep(min(pause, left) if unreached else pause)
 
 
 def unreachable(url: str, error: Exception) -> RedisUnreachable:
@@ -125,9 +125,9 @@ def connection_pool(url: str, *, retries: int = 0, reach_within: float | None = 
     off from 0.1 s to 2 s between attempts (8 retries take about 9 s, enough to ride out a restart).
     ``reach_within``: until Redis has answered once, give up after that many seconds with RedisUnreachable."""
     check_url(url)
-    timeout = {} if reach_within is None else {"socket_connect_timeout": reach_within}
-    if not retries:
-        return ConnectionPool.from_url(url, **timeout)
-    # retry_on_error too: without it a command that fails on an open connection is not retried
+    if not retries and reach_within is None:
+        return ConnectionPool.from_url(url)
     retry = _RetryWhileUnreachable(url, retries, reach_within)
+    timeout = {} if reach_within is None else {"socket_connect_timeout": reach_within}
+    # retry_on_error too: without it a command that fails on an open connection is not retried
     return ConnectionPool.from_url(url, retry=retry, retry_on_error=list(_UNREACHABLE), **timeout)
