@@ -85,8 +85,8 @@ def _log_to_console(level: str) -> None:
     """Log shoal's records, and spiders' records, at ``level`` and above to stderr."""
     from shoal.spiders.spider import ConsoleHandler, set_console_log_level
 
-    format = "%(asctime)s %(name)s %(levelname)s: %(message)s"
-    logging.basicConfig(level=level, format=format, handlers=[ConsoleHandler()])
+    layout = "%(asctime)s %(name)s %(levelname)s: %(message)s"
+    logging.basicConfig(level=level, format=layout, handlers=[ConsoleHandler()])
     set_console_log_level(level)
 
 
@@ -126,8 +126,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     stats = result.stats
     if args.json:
-        _json({"crawl": result.crawl_id, "stats": stats.to_dict(), "paused": result.paused,
-               "stop_reason": result.stop_reason, "failed": len(result.failed)})  # fmt: skip
+        summary = {"crawl": result.crawl_id, "stats": stats.to_dict(), "paused": result.paused}
+        _json({**summary, "stop_reason": result.stop_reason, "failed": len(result.failed)})
     else:
         console.print(views.stats_table(stats.to_dict()))
     if result.stop_reason:
@@ -505,6 +505,17 @@ def parser() -> argparse.ArgumentParser:
     )
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    spider = argparse.ArgumentParser(add_help=False)
+    spider.add_argument("spider_file", type=Path, help="the Python file that defines the spider")
+    spider.add_argument(
+        "-a",
+        dest="arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="spider argument, for its __init__ or as an attribute (repeatable)",
+    )
+    spider.add_argument("--spider", help="which spider, when the file defines several (class or spider name)")
     quotas = argparse.ArgumentParser(add_help=False)
     quotas.add_argument("--max-pages", type=int, help="stop after dispatching this many requests")
     quotas.add_argument("--max-items", type=int, help="stop after this many items")
@@ -512,13 +523,12 @@ def parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser(
         "run",
-        parents=[quotas, logs],
+        parents=[spider, quotas, logs],
         help="run a spider file on this machine and write its items",
         description="Crawl with the spider in a file on this machine: start a private Redis (unless --redis or "
         "$REDIS_URL names one), the coordinator and a worker process per session of the spider; show the "
         "progress, write the items, print the stats. Ctrl+C pauses, a second Ctrl+C stops.",
     )
-    p.add_argument("spider_file", type=Path, help="the Python file that defines the spider")
     p.add_argument("-o", "--output", help="items file: .jsonl, .json, .csv or .xml")
     p.add_argument(
         "--redis",
@@ -527,16 +537,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="run the crawl on this Redis, and keep it there (default: $REDIS_URL, else a private redis-server)",
     )
-    p.add_argument(
-        "-a",
-        dest="arg",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="spider argument, for its __init__ or as an attribute (repeatable)",
-    )
     p.add_argument("--workers", action="append", default=[], metavar="SID=N", help="worker processes for a sid")
-    p.add_argument("--spider", help="which spider, when the file defines several (class or spider name)")
     p.add_argument("--crawldir", type=Path, help="keep the crawl's state here: Ctrl+C pauses, running again resumes")
     p.add_argument("--json", action="store_true", help="print the final stats as JSON on stdout instead of a table")
     p.set_defaults(func=run)
@@ -582,21 +583,11 @@ def parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser(
         "submit",
-        parents=[service, quotas],
+        parents=[spider, service, quotas],
         help="submit a spider file to the service",
         description="Send a spider file to the service and print the crawl's id once a coordinator accepted "
         "it. A spider that fails to load is an error here, with its traceback.",
     )
-    p.add_argument("spider_file", type=Path, help="the Python file that defines the spider")
-    p.add_argument(
-        "-a",
-        dest="arg",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="spider argument, for its __init__ or as an attribute (repeatable)",
-    )
-    p.add_argument("--spider", help="which spider, when the file defines several (class or spider name)")
     p.add_argument("-o", "--output", help="a file the coordinator writes the items to when the crawl ends")
     p.add_argument("--wait", action="store_true", help="wait until the crawl ends")
     p.set_defaults(func=submit)
