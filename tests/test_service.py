@@ -212,28 +212,37 @@ async def _state_is(crawl, state: str) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("source", "options", "expected_text"),
+    ("source", "options", "expected_text", "where"),
     [
-        ("import no_such_module_here\n" + SHOP_SPIDER, {}, "ModuleNotFoundError: No module named 'no_such_module_he"),
-        (SHOP_SPIDER, {"spider_name": "NoSuchSpider"}, "no Spider subclass named 'NoSuchSpider'"),
+        (
+            "import no_such_module_here\n" + SHOP_SPIDER,
+            {},
+            "ModuleNotFoundError: No module named 'no_such_module_he",
+            "line 1, in <module>",
+        ),
+        (SHOP_SPIDER, {"spider_name": "NoSuchSpider"}, "no Spider subclass named 'NoSuchSpider'", None),
         (
             SHOP_SPIDER + "\n    def __init__(self, pages):\n        raise ValueError(f'bad pages: {pages!r}')\n",
             {"pages": "many"},
             "ValueError: bad pages: 'many'",
+            "in __init__",
         ),
     ],
     ids=["import error", "missing class", "bad argument"],
 )
 async def test_a_spider_that_cannot_load_fails_the_submission_with_its_traceback(
-    service, redis_url, source, options, expected_text
+    service, redis_url, source, options, expected_text, where
 ):
     service.start("coordinator")
+    spider = service.spider_file(source)
     async with Client(redis_url) as client:
         with pytest.raises(SubmissionError) as failure:
-            await client.submit(service.spider_file(source), **options)
+            await client.submit(spider, **options)
     message = str(failure.value)
     assert expected_text in message
     assert "Traceback" in message and "spider.py" in message
+    if where:  # the spider's line comes first
+        assert message.splitlines()[1].startswith(f"{spider}, ") and where in message.splitlines()[1], message
 
 
 async def test_unsigned_submissions_are_refused_when_a_secret_is_set(service, shop, redis_url):

@@ -1,7 +1,6 @@
 """Loading spiders: from a file, or from the module source stored with a crawl, and describing them."""
 
 import inspect
-import linecache
 import logging
 import sys
 import traceback
@@ -43,8 +42,8 @@ def describe_error(error: BaseException, filename: str) -> str:
         mine = [frame for frame in traceback.extract_tb(e.__traceback__) if frame.filename == filename]
         if mine:
             frame = mine[-1]
-            line = (frame.line or linecache.getline(filename, frame.lineno or 0)).strip()
-            where = f"{filename}, line {frame.lineno}, in {frame.name}\n    {line}\n"
+            line = (frame.line or "").strip()
+            where = f"{filename}, line {frame.lineno}, in {frame.name}\n" + (f"    {line}\n" if line else "")
             break
     return where + reason
 
