@@ -28,9 +28,12 @@ from typing import Any, TypeVar
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoal.common import keys
 from shoal.common.messages import WorkerInfo
+from shoal.connection import unreachable
 from shoal.coordinator.engine import CrawlEngine
 from shoal.coordinator.lease import Leases
 from shoal.queue import CrawlQueues
@@ -213,6 +216,10 @@ async def _local_crawl(spider: Spider, options: LocalOptions) -> AsyncIterator[t
     crawldir = CrawlDir(spider.crawldir) if spider.crawldir else None
     with _redis_url(options.redis_url, crawldir.path if crawldir else None) as url:
         redis = Redis.from_url(url)
+        try:
+            await redis.ping()
+        except (RedisConnectionError, RedisTimeoutError) as e:
+            raise unreachable(url, e) from e
         crawl_id = crawldir.saved_crawl(spider) if crawldir else None
         if crawl_id and not await redis.exists(keys.state(crawl_id)):
             log.warning("%s names crawl %s, which its Redis no longer holds: starting over", crawldir.path, crawl_id)

@@ -251,13 +251,19 @@ def test_a_request_for_a_sid_no_session_has_is_shown_at_the_spider_line_that_yie
 # -- item 12: Redis that cannot be reached, URLs that are not Redis URLs --------------------------
 
 
-@pytest.mark.parametrize("command", [["status"], ["health", "worker"]], ids=["status", "health"])
+EXAMPLE = str(Path(__file__).parent.parent / "examples" / "shop.py")
+
+
+@pytest.mark.parametrize(
+    "command", [["status"], ["health", "worker"], ["run", EXAMPLE]], ids=["status", "health", "run"]
+)
 def test_a_command_on_a_redis_that_does_not_answer_says_so_with_the_url_masked_and_what_to_check(command):
     url = f"redis://:do-not-print-me@127.0.0.1:{closed_port()}/0"
     done = shoal(*command, "--redis", url)
     assert done.returncode == 1
-    assert done.stderr.startswith(f"shoal: cannot reach Redis at {url.replace('do-not-print-me', '***')} (")
-    assert "Check that redis-server runs there" in done.stderr and "do-not-print-me" not in done.stderr
+    [said] = [line for line in done.stderr.splitlines() if line.startswith("shoal: ")]
+    assert f"cannot reach Redis at {url.replace('do-not-print-me', '***')} (" in said
+    assert "Check that redis-server runs there" in said and "do-not-print-me" not in done.stderr
 
 
 async def test_the_client_gives_up_on_a_redis_that_never_answered_after_two_seconds():
