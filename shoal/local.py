@@ -236,6 +236,8 @@ async def _local_crawl(spider: Spider, options: LocalOptions) -> AsyncIterator[t
         leases = Leases(redis, f"local-{socket.gethostname()}-{os.getpid()}")
         await leases.claim(crawl_id)  # so that a service coordinator on the same Redis leaves it alone
         holding = asyncio.create_task(leases.hold(crawl_id))
+        manager = spider.session_manager  # the job streams first: each worker finds them as it starts
+        await CrawlQueues(redis, crawl_id).create({sid: manager.get(sid).kind for sid in manager.session_ids})
         workers = WorkerProcesses(spider, url, options.workers, options.capacity)
         await workers.start()
         try:

@@ -278,15 +278,9 @@ class TwoPoolsSlowSpider(Spider):
         manager.add("b", FetcherSession())
 
     async def start_requests(self):
-        # One page per sid first: the slow pages are dispatched once both pools have found the crawl. Until a
-        # pool has (about a second after a crawl starts, more on a loaded machine), its jobs wait untaken,
-        # and jobs no worker took for a second do not count against the other sids.
-        yield Request(f"{self.base}/products", sid="a", callback=self.slow_pages)
-        yield Request(f"{self.base}/products", sid="b", callback=self.slow_pages)
-
-    async def slow_pages(self, response: Response):
         for n in range(12):
-            yield Request(f"{self.base}/slow?seconds=0.3&pool={response.request.sid}&n={n}", sid=response.request.sid)
+            yield Request(f"{self.base}/slow?seconds=0.3&pool=a&n={n}", sid="a")
+            yield Request(f"{self.base}/slow?seconds=0.3&pool=b&n={n}", sid="b")
 
     async def parse(self, response: Response):
         yield {"url": response.url}
