@@ -108,6 +108,16 @@ def test_reading_commands_print_whole_lines_when_their_output_is_not_a_terminal(
     assert missing.stderr == f"shoal: no crawl '{unknown}'\n"  # one line, not wrapped at 80 columns
 
 
+def test_status_shows_a_failed_crawl_s_reason_as_it_is(redis_url):
+    reason = "spider.py, line 3, in parse\nTypeError: expected list[str], got [bold] (see [Errno 111])"
+    client = redis.Redis.from_url(redis_url)
+    client.hset(keys.state("broken"), mapping={"state": "failed", "spider": "broken", "error": reason})
+    client.sadd(keys.CRAWLS, "broken")
+    client.close()
+    done = shoal("status", "--redis", redis_url)
+    assert done.returncode == 0 and f"broken failed:\n{reason}\n" in done.stdout
+
+
 def test_reading_commands_print_json_for_scripts(crawled, worker, redis_url):
     crawl, refused = crawled
     process, worker_id = worker
