@@ -123,10 +123,12 @@ def _run_and_watch(command: list[str], env: dict[str, str] | None = None) -> tup
 
 
 def _shoal_run(url: str, site, tmp_path: Path) -> tuple[subprocess.CompletedProcess, str, Path]:
+    """``shoal run`` on ``url``, given as $REDIS_URL: no command line holds it unless shoal put it there (a
+    worker caught between fork and exec still shows its parent's command line)."""
     spider, output = tmp_path / "spider.py", tmp_path / "items.jsonl"
     spider.write_text(SHOP_SPIDER)
-    command = [sys.executable, "-m", "shoal", "run", str(spider), "--redis", url, "-a", f"url={site.url}"]
-    finished, command_lines = _run_and_watch([*command, "-o", str(output)])
+    command = [sys.executable, "-m", "shoal", "run", str(spider), "-a", f"url={site.url}"]
+    finished, command_lines = _run_and_watch([*command, "-o", str(output)], env={"REDIS_URL": url})
     return finished, command_lines, output
 
 
