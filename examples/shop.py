@@ -14,7 +14,6 @@ from shoal.spiders import Request, Response, Spider
 class ShopSpider(Spider):
     name = "shop"
     concurrent_requests = 32
-    logging_level = 20  # INFO: per-item DEBUG lines would drown the progress display
     url = ""  # -a url=... to crawl another copy of the shop
 
     async def on_start(self, resuming: bool = False) -> None:

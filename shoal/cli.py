@@ -1,6 +1,6 @@
-"""The ``shoal`` command: ``shoal run`` for a crawl on this machine; ``coordinator`` and ``worker`` for
-the service's processes; ``submit``, ``status``, ``top``, ``items``, ``failed``, ``retry``, ``pause``,
-``resume``, ``cancel``, ``workers`` and ``dashboard`` to drive a service through its Redis."""
+"""Run Scrapling-style spiders: 'shoal run' crawls with a spider file on this machine; 'shoal coordinator'
+and 'shoal worker' are the processes of a crawl service, and the other commands submit, watch and steer
+its crawls through the service's Redis. 'shoal COMMAND --help' tells more about each."""
 
 import argparse
 import asyncio
@@ -10,6 +10,8 @@ import os
 import signal
 import socket
 import sys
+import time
+import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,8 +25,27 @@ from shoal import __version__, views
 #: ``shoal run`` lists at most this many failed requests when its Redis was private.
 _FAILED_SHOWN = 20
 _ALLOW_FAILURES = "exit 0 even if requests failed for good or callbacks raised (default: exit 1)"
-console = Console(stderr=True)  # progress and messages
-out = Console()  # what a command was asked to show
+#: The width of a console that is not a terminal: lines are neither cut nor wrapped.
+_UNBOUNDED = 1_000_000
+_LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console that fits its terminal; writing to a file or a pipe, it never cuts or wraps a line."""
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=_UNBOUNDED)
+
+
+console = _console(stderr=True)  # progress and messages
+out = _console()  # what a command was asked to show
+
+
+def _json(value: Any) -> None:
+    """Print ``value`` (dataclasses and msgspec Structs included) as one line of JSON on stdout."""
+    import msgspec
+
+    sys.stdout.write(msgspec.json.encode(value).decode() + "\n")
+    sys.stdout.flush()
 
 
 def _quota_args(args: argparse.Namespace) -> dict[str, float]:
@@ -51,24 +72,41 @@ def _output_ok(output: str | None) -> bool:
         if output:
             check_export_path(output)
     except ValueError as e:
-        console.print(f"[red]shoal: {e}[/red]")
+        _error(f"{e}")
         return False
     return True
+
+
+def _error(message: str) -> None:
+    """Print an error message as it is (no rich markup: it may hold brackets)."""
+    console.print(f"shoal: {message}", style="red", markup=False, highlight=False)
+
+
+def _log_to_console(level: str) -> None:
+    """Log shoal's records, and spiders' records, at ``level`` and above to stderr."""
+    from shoal.spiders.spider import ConsoleHandler, set_console_log_level
+
+    layout = "%(asctime)s %(name)s %(levelname)s: %(message)s"
+    logging.basicConfig(level=level, format=layout, handlers=[ConsoleHandler()])
+    set_console_log_level(level)
 
 
 def run(args: argparse.Namespace) -> int:
     """``shoal run``: crawl with the spider in a file, on this machine."""
     from shoal.local import LocalOptions, run_spider
     from shoal.spiders import SessionConfigurationError
-    from shoal.spiders.loader import SpiderLoadError, create_spider, load_spider_file
+    from shoal.spiders.loader import create_spider, describe_error, load_spider_file
 
+    _log_to_console(args.log_level)
     spider_args: dict[str, Any] = {**_key_values(args.arg, "-a"), **_quota_args(args)}
     try:
         cls, source = load_spider_file(args.spider_file, args.spider)
         spider = create_spider(cls, spider_args)
         spider.crawldir = args.crawldir or spider.crawldir
-    except SpiderLoadError as e:
-        console.print(f"[red]shoal: {e}[/red]")
+    except Exception as e:  # the spider's own code, or what it asks for, failed: its line first
+        _error(describe_error(e, str(args.spider_file)))
+        if args.log_level == "DEBUG":
+            console.print("".join(traceback.format_exception(e)), markup=False, highlight=False)
         return 2
     workers = {sid: int(n) for sid, n in _key_values(args.workers, "--workers").items()}
     if not _output_ok(args.output):
@@ -86,10 +124,14 @@ def run(args: argparse.Namespace) -> int:
         with live or contextlib.nullcontext():
             result = run_spider(spider, **vars(options))
     except (RedisError, OSError, RuntimeError, ValueError, SessionConfigurationError) as e:
-        console.print(f"[red]shoal: the crawl stopped: {type(e).__name__}: {e}[/red]")
+        _error(f"the crawl stopped: {type(e).__name__}: {e}")
         return 1
     stats = result.stats
-    console.print(views.stats_table(stats.to_dict()))
+    if args.json:
+        summary = {"crawl": result.crawl_id, "stats": stats.to_dict(), "paused": result.paused}
+        _json({**summary, "stop_reason": result.stop_reason, "failed": len(result.failed)})
+    else:
+        console.print(views.stats_table(stats.to_dict()))
     if result.stop_reason:
         console.print(f"stopped: {result.stop_reason}")
     if args.output:
@@ -111,7 +153,7 @@ def _exit_code(stats: Any, allow_failures: bool) -> int:
         return 0
     what = [f"{stats.failed_requests_count} requests failed"] if stats.failed_requests_count else []
     what += [f"{errors} callbacks or hooks raised"] if errors else []
-    console.print(f"[red]shoal: exit 1: {' and '.join(what)} (--allow-failures to exit 0 all the same)[/red]")
+    _error(f"exit 1: {' and '.join(what)} (--allow-failures to exit 0 all the same)")
     return 1
 
 
@@ -138,7 +180,7 @@ def _report_failed(result: Any, redis_url: str | None) -> None:
 def _serve(make: Callable[[str], Any], args: argparse.Namespace) -> int:
     """Run a service process (``make(redis_url)`` returns an object with ``run(stop)``) until SIGTERM/Ctrl+C,
     saying once why it stops."""
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    _log_to_console(args.log_level)
     log = logging.getLogger(f"shoal.{args.command}")
     with contextlib.suppress(ImportError):
         import uvloop
@@ -164,7 +206,7 @@ def _serve(make: Callable[[str], Any], args: argparse.Namespace) -> int:
     except AuthenticationError as e:
         from shoal.connection import masked
 
-        console.print(f"[red]shoal: Redis at {masked(args.redis)} refused the credentials: {e}[/red]")
+        _error(f"Redis at {masked(args.redis)} refused the credentials: {e}")
         return 1
     except OSError:  # the caller says what (a dashboard's port in use ...)
         raise
@@ -176,16 +218,18 @@ def _serve(make: Callable[[str], Any], args: argparse.Namespace) -> int:
 
 async def _check_credentials(url: str) -> None:
     """Raise AuthenticationError if Redis refuses the URL's password; an unreachable Redis is not an error
-    here (the process waits for it)."""
+    here (the process says so, and waits for it)."""
     from redis.asyncio import Redis
 
-    redis = Redis.from_url(url)
+    from shoal.connection import unreachable
+
+    redis = Redis.from_url(url, socket_connect_timeout=2)
     try:
         await redis.ping()
     except AuthenticationError:
         raise
-    except RedisError:
-        pass
+    except RedisError as e:
+        logging.getLogger("shoal").warning("%s Waiting for it.", unreachable(url, e))
     finally:
         await redis.aclose()
 
@@ -248,7 +292,7 @@ def _dashboard(args: argparse.Namespace, host: str, port: int) -> Any:
     try:
         return Dashboard(args.redis, access, host, port)
     except ValueError as e:
-        console.print(f"[red]shoal: {e}[/red]")
+        _error(f"{e}")
         raise SystemExit(2) from None
 
 
@@ -264,7 +308,7 @@ def dashboard(args: argparse.Namespace) -> int:
     try:
         return _serve(lambda url: board, args)
     except OSError as e:
-        console.print(f"[red]shoal: {e.strerror}[/red]")
+        _error(f"{e.strerror}")
         return 1
 
 
@@ -276,7 +320,7 @@ def _client_command(
 
     def command(args: argparse.Namespace) -> int:
         from shoal.client import Client
-        from shoal.connection import masked
+        from shoal.connection import masked, unreachable_cause
 
         async def go() -> int:
             async with Client(args.redis, **({} if retries is None else {"retries": retries})) as client:
@@ -284,11 +328,14 @@ def _client_command(
 
         try:
             return asyncio.run(go())
+        except AuthenticationError as e:
+            _error(f"Redis at {masked(args.redis)} refused the credentials: {e}")
+            return 1
         except RedisError as e:
-            console.print(f"[red]shoal: cannot reach Redis at {masked(args.redis)}: {e}[/red]")
+            _error(str(unreachable_cause(e) or f"Redis at {masked(args.redis)}: {e}"))
             return 1
         except LookupError as e:
-            console.print(f"[red]shoal: {e.args[0]}[/red]")
+            _error(e.args[0])
             return 1
 
     return command
@@ -307,7 +354,7 @@ async def submit(client: Any, args: argparse.Namespace) -> int:
             args.spider_file, spider_name=args.spider, **_key_values(args.arg, "-a"), **_quota_args(args)
         )
     except (SubmissionError, TimeoutError) as e:
-        console.print(f"[red]shoal: {e}[/red]")
+        _error(f"{e}")
         return 1
     print(crawl.id, flush=True)
     if not (args.wait or args.output):
@@ -315,7 +362,7 @@ async def submit(client: Any, args: argparse.Namespace) -> int:
     try:
         status = await crawl.wait()
     except CrawlFailed as e:
-        console.print(f"[red]shoal: {e}[/red]")
+        _error(f"{e}")
         return 1
     except asyncio.CancelledError:  # Ctrl+C: the crawl goes on without us
         later = f" (shoal items {crawl.id} -o {args.output} writes its items)" if args.output else ""
@@ -325,28 +372,48 @@ async def submit(client: Any, args: argparse.Namespace) -> int:
     if args.output:
         console.print(f"wrote {await crawl.export(args.output)} items to {args.output}")
     if status.state == "cancelled":
-        console.print(f"[red]shoal: crawl {crawl.id} was cancelled[/red]")
+        _error(f"crawl {crawl.id} was cancelled")
         return 1
     return _exit_code(await crawl.stats(), args.allow_failures)
+
+
+async def _with_stats(client: Any, crawls: list[Any]) -> list[dict[str, Any]]:
+    """The crawls as JSON-ready dicts, each with its whole Scrapling-style ``stats``."""
+    import msgspec
+
+    return [{**msgspec.to_builtins(c), "stats": (await client.crawl(c.crawl).stats()).to_dict()} for c in crawls]
 
 
 @_client_command
 async def status(client: Any, args: argparse.Namespace) -> int:
     """``shoal status``: every crawl (or one) with its per-sid queues."""
     crawls = [await client.crawl(args.crawl).status()] if args.crawl else await client.crawls()
-    out.print(views.status_view(crawls))
+    if args.json:
+        found = await _with_stats(client, crawls)
+        _json(found[0] if args.crawl else found)
+    else:
+        out.print(views.status_view(crawls))
     return 0
 
 
 @_client_command
 async def top(client: Any, args: argparse.Namespace) -> int:
-    """``shoal top``: ``shoal status`` and ``shoal workers``, refreshed until Ctrl+C."""
+    """``shoal top``: ``shoal status`` and ``shoal workers``, refreshed until Ctrl+C. In a terminal the view
+    is redrawn in place; otherwise each refresh is printed after the last (a JSON line each with --json)."""
     from rich.console import Group
 
-    with Live(console=out, screen=out.is_terminal, refresh_per_second=4) as live:
+    live = Live(console=out, screen=True, refresh_per_second=4) if out.is_terminal and not args.json else None
+    with live or contextlib.nullcontext():
         while True:
             crawls, workers = await client.crawls(), await client.workers()
-            live.update(Group(views.status_view(crawls), views.workers_table(workers)))
+            if args.json:
+                _json({"time": time.time(), "crawls": await _with_stats(client, crawls), "workers": workers})
+            elif live:
+                live.update(Group(views.status_view(crawls), views.workers_table(workers)))
+            else:
+                out.print(f"shoal top, {time.strftime('%Y-%m-%d %H:%M:%S')}", markup=False)
+                out.print(Group(views.status_view(crawls), views.workers_table(workers)))
+                sys.stdout.flush()
             await asyncio.sleep(args.interval)
 
 
@@ -389,7 +456,7 @@ async def delete(client: Any, args: argparse.Namespace) -> int:
     try:
         removed = await client.crawl(args.crawl).delete()
     except ValueError as e:
-        console.print(f"[red]shoal: {e}[/red]")
+        _error(f"{e}")
         return 1
     console.print(f"deleted crawl {args.crawl} ({removed} keys)")
     return 0
@@ -400,7 +467,11 @@ async def failed(client: Any, args: argparse.Namespace) -> int:
     """``shoal failed``: a crawl's requests whose fetch failed, with the kind and message of each error."""
     crawl = client.crawl(args.crawl)
     await crawl.status()  # an unknown crawl is an error, not an empty listing
-    out.print(views.failed_table(await crawl.failed()))
+    if args.json:
+        for entry in await crawl.failed():
+            _json(entry)
+    else:
+        out.print(views.failed_table(await crawl.failed()))
     return 0
 
 
@@ -422,7 +493,10 @@ async def retry(client: Any, args: argparse.Namespace) -> int:
 @_client_command
 async def workers(client: Any, args: argparse.Namespace) -> int:
     """``shoal workers``: every registered worker, alive or dead."""
-    out.print(views.workers_table(await client.workers()))
+    if args.json:
+        _json(await client.workers())
+    else:
+        out.print(views.workers_table(await client.workers()))
     return 0
 
 
@@ -432,11 +506,11 @@ def health(args: argparse.Namespace) -> int:
     to answer quickly on a loaded machine)."""
     from redis.asyncio import Redis
 
-    from shoal.connection import masked
+    from shoal.connection import masked, unreachable
     from shoal.heartbeats import alive_here
 
     async def check() -> bool:
-        redis = Redis.from_url(args.redis)
+        redis = Redis.from_url(args.redis, socket_connect_timeout=2.0)
         try:
             return await alive_here(redis, args.role)
         finally:
@@ -444,45 +518,113 @@ def health(args: argparse.Namespace) -> int:
 
     try:
         alive = asyncio.run(check())
-    except RedisError as e:
-        console.print(f"[red]shoal: cannot reach Redis at {masked(args.redis)}: {e}[/red]")
+    except AuthenticationError as e:
+        _error(f"Redis at {masked(args.redis)} refused the credentials: {e}")
+        return 1
+    except (RedisError, OSError) as e:
+        _error(str(unreachable(args.redis, e)))
         return 1
     if not alive:
-        console.print(f"[red]shoal: no {args.role} on {socket.gethostname()} sent a heartbeat lately[/red]")
+        _error(f"no {args.role} on {socket.gethostname()} sent a heartbeat lately")
         return 1
     return 0
+
+
+def _redis_url(url: str) -> str:
+    """``--redis``: a Redis URL, or an error naming the forms it may take."""
+    from shoal.connection import check_url
+
+    try:
+        return check_url(url)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+#: What the positional CRAWL of a command is.
+_CRAWL_HELP = "the crawl's id, as `shoal submit` printed it (`shoal status` lists them)"
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="shoal", description=__doc__)
     root.add_argument("--version", action="version", version=f"shoal {__version__}")
-    commands = root.add_subparsers(dest="command", required=True)
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
     default_redis = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     service = argparse.ArgumentParser(add_help=False)
-    service.add_argument("--redis", default=default_redis, help="the service's Redis URL (default: $REDIS_URL)")
+    service.add_argument(
+        "--redis",
+        type=_redis_url,
+        default=default_redis,
+        metavar="URL",
+        help="the service's Redis URL: redis://[:PASSWORD@]HOST:PORT/DB, rediss://... for TLS, or unix:///PATH "
+        "(default: $REDIS_URL, else redis://127.0.0.1:6379/0)",
+    )
+    logs = argparse.ArgumentParser(add_help=False)
+    logs.add_argument(
+        "--log-level",
+        type=str.upper,
+        default="INFO",
+        choices=_LOG_LEVELS,
+        help="log records at this level and above to stderr: DEBUG adds every item and request (default: INFO)",
+    )
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    spider = argparse.ArgumentParser(add_help=False)
+    spider.add_argument("spider_file", type=Path, help="the Python file that defines the spider")
+    spider.add_argument(
+        "-a",
+        dest="arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="spider argument, for its __init__ or as an attribute (repeatable)",
+    )
+    spider.add_argument("--spider", help="which spider, when the file defines several (class or spider name)")
     quotas = argparse.ArgumentParser(add_help=False)
     quotas.add_argument("--max-pages", type=int, help="stop after dispatching this many requests")
     quotas.add_argument("--max-items", type=int, help="stop after this many items")
     quotas.add_argument("--max-duration", type=float, metavar="SECONDS", help="stop dispatching after this long")
 
-    p = commands.add_parser("run", parents=[quotas], help="run a spider file on this machine and write its items")
-    p.add_argument("spider_file", type=Path)
+    p = commands.add_parser(
+        "run",
+        parents=[spider, quotas, logs],
+        help="run a spider file on this machine and write its items",
+        description="Crawl with the spider in a file on this machine: start a private Redis (unless --redis or "
+        "$REDIS_URL names one), the coordinator and a worker process per session of the spider; show the "
+        "progress, write the items, print the stats. Ctrl+C pauses, a second Ctrl+C stops.",
+    )
     p.add_argument("-o", "--output", help="items file: .jsonl, .json, .csv or .xml")
-    p.add_argument("--redis", help="Redis URL (default: $REDIS_URL, else a private redis-server)")
-    p.add_argument("-a", dest="arg", action="append", default=[], metavar="KEY=VALUE", help="spider argument")
+    p.add_argument(
+        "--redis",
+        type=_redis_url,
+        default=os.environ.get("REDIS_URL"),
+        metavar="URL",
+        help="run the crawl on this Redis, and keep it there (default: $REDIS_URL, else a private redis-server)",
+    )
     p.add_argument("--workers", action="append", default=[], metavar="SID=N", help="worker processes for a sid")
-    p.add_argument("--spider", help="which spider, when the file defines several (class or spider name)")
     p.add_argument("--crawldir", type=Path, help="keep the crawl's state here: Ctrl+C pauses, running again resumes")
     p.add_argument("--allow-failures", action="store_true", help=_ALLOW_FAILURES)
+    p.add_argument("--json", action="store_true", help="print the final stats as JSON on stdout instead of a table")
     p.set_defaults(func=run)
 
-    for name, func, text in (
-        ("coordinator", coordinator, "accept submitted crawls and run them (the service's coordinator)"),
-        ("worker", worker, "serve the jobs of one session kind (a member of a pool)"),
+    for name, func, text, more in (
+        (
+            "coordinator",
+            coordinator,
+            "accept submitted crawls and run them (the service's coordinator)",
+            "Loads the spiders submitted to the service's Redis, runs their callbacks and dispatches their "
+            "requests to the worker pools. Run several for high availability: a crawl whose coordinator dies "
+            "is taken over by another.",
+        ),
+        (
+            "worker",
+            worker,
+            "serve the jobs of one session kind (a member of a pool)",
+            "Fetches the requests of every crawl's sids of one session kind (http: curl_cffi; dynamic and "
+            "stealth: Chromium through Playwright) until SIGTERM or Ctrl+C.",
+        ),
     ):
-        p = commands.add_parser(name, parents=[service], help=text)
+        p = commands.add_parser(name, parents=[service, logs], help=text, description=more)
         p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
-        p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
         p.set_defaults(func=func)
         if name == "coordinator":
             p.add_argument("--dashboard-port", type=int, help="also serve the web dashboard on this port")
@@ -492,68 +634,136 @@ def parser() -> argparse.ArgumentParser:
                 help="the dashboard's address (default 127.0.0.1; any other needs $SHOAL_DASHBOARD_TOKEN)",
             )
         if name == "worker":
-            p.add_argument("--kind", choices=["http", "dynamic", "stealth"], required=True)
+            p.add_argument(
+                "--kind", choices=["http", "dynamic", "stealth"], required=True, help="the session kind to serve"
+            )
             p.add_argument("--sid", action="append", help="serve only this sid (repeatable; default: every sid)")
             p.add_argument("--capacity", type=int, help="jobs held at once (default: 64 for http, 4 for browsers)")
             p.add_argument(
-                "--drain", type=float, help="on SIGTERM, seconds to finish held jobs before handing the rest back (10)"
+                "--drain",
+                type=float,
+                help="on SIGTERM, seconds to finish held jobs before handing the rest back (default 10)",
             )
 
-    p = commands.add_parser("submit", parents=[service, quotas], help="submit a spider file to the service")
-    p.add_argument("spider_file", type=Path)
-    p.add_argument("-a", dest="arg", action="append", default=[], metavar="KEY=VALUE", help="spider argument")
-    p.add_argument("--spider", help="which spider, when the file defines several (class or spider name)")
+    p = commands.add_parser(
+        "submit",
+        parents=[spider, service, quotas],
+        help="submit a spider file to the service",
+        description="Send a spider file to the service and print the crawl's id once a coordinator accepted "
+        "it. A spider that fails to load is an error here, with its traceback.",
+    )
     p.add_argument("-o", "--output", help="wait for the crawl to end, then write its items to this file, here")
     p.add_argument("--wait", action="store_true", help="wait until the crawl ends")
     p.add_argument("--allow-failures", action="store_true", help=_ALLOW_FAILURES)
     p.set_defaults(func=submit)
 
-    p = commands.add_parser("status", parents=[service], help="crawls with their per-sid queues")
-    p.add_argument("crawl", nargs="?")
+    p = commands.add_parser(
+        "status",
+        parents=[service, as_json],
+        help="crawls with their per-sid queues",
+        description="Show every crawl (or one): state, pages, items, errors, pages/s and its coordinator; and "
+        "per sid: frontier, queued (waiting for a worker: a growing number means the pool needs more "
+        "workers), in flight, live workers, pages/s. --json prints a list of crawls (one object for CRAWL), "
+        "each with its whole stats.",
+    )
+    p.add_argument("crawl", nargs="?", metavar="CRAWL", help=_CRAWL_HELP + "; default: every crawl")
     p.set_defaults(func=status)
 
-    p = commands.add_parser("top", parents=[service], help="status and workers, refreshed live")
-    p.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
+    p = commands.add_parser(
+        "top",
+        parents=[service, as_json],
+        help="status and workers, refreshed live",
+        description="`shoal status` and `shoal workers`, refreshed until Ctrl+C: redrawn in place in a "
+        "terminal, printed one after the other otherwise (--json: a JSON line per refresh).",
+    )
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes (default: %(default)s)")
     p.set_defaults(func=top)
 
-    p = commands.add_parser("items", parents=[service], help="a crawl's items (JSON lines, or -o FILE)")
-    p.add_argument("crawl")
+    p = commands.add_parser(
+        "items",
+        parents=[service],
+        help="a crawl's items (JSON lines, or -o FILE)",
+        description="Print a crawl's items from the first, one JSON object a line, or write them to a file.",
+    )
+    p.add_argument("crawl", metavar="CRAWL", help=_CRAWL_HELP)
     p.add_argument("-o", "--output", help="items file: .jsonl, .json, .csv or .xml")
     p.add_argument("--follow", action="store_true", help="keep printing new items until the crawl ends")
     p.set_defaults(func=items)
 
-    for action in ("pause", "resume", "cancel"):
-        p = commands.add_parser(action, parents=[service], help=f"{action} a crawl")
-        p.add_argument("crawl")
+    for action, text in (
+        ("pause", "stop dispatching a crawl's requests; those in flight finish, nothing is lost"),
+        ("resume", "dispatch the requests of a paused crawl again"),
+        ("cancel", "end a crawl now: nothing more is dispatched, and its state says cancelled"),
+    ):
+        p = commands.add_parser(
+            action, parents=[service], help=f"{action} a crawl", description=text[0].upper() + text[1:] + "."
+        )
+        p.add_argument("crawl", metavar="CRAWL", help=_CRAWL_HELP)
         p.set_defaults(func=_control(action))
 
-    p = commands.add_parser("delete", parents=[service], help="delete an ended crawl: its items, stats and state")
-    p.add_argument("crawl")
+    p = commands.add_parser(
+        "delete",
+        parents=[service],
+        help="delete an ended crawl: its items, stats and state",
+        description="Remove an ended (finished, failed or cancelled) crawl's items, stats, failed requests and "
+        "state from Redis now, instead of at the end of their retention. A running or paused crawl is refused: "
+        "cancel it first.",
+    )
+    p.add_argument("crawl", metavar="CRAWL", help=_CRAWL_HELP)
     p.set_defaults(func=delete)
 
-    p = commands.add_parser("failed", parents=[service], help="a crawl's failed requests, with their errors")
-    p.add_argument("crawl")
+    p = commands.add_parser(
+        "failed",
+        parents=[service, as_json],
+        help="a crawl's failed requests, with their errors",
+        description="List a crawl's requests whose fetch failed after their retries: when, the kind of error "
+        "(timeout, dns, connection ...), sid, URL and message (--json: a JSON line each).",
+    )
+    p.add_argument("crawl", metavar="CRAWL", help=_CRAWL_HELP)
     p.set_defaults(func=failed)
 
-    p = commands.add_parser("retry", parents=[service], help="re-queue a crawl's failed requests (runs it again)")
-    p.add_argument("crawl")
+    p = commands.add_parser(
+        "retry",
+        parents=[service],
+        help="re-queue a crawl's failed requests (runs it again)",
+        description="Put a crawl's failed requests back in their frontiers; a crawl that had ended runs again "
+        "on a coordinator of the service.",
+    )
+    p.add_argument("crawl", metavar="CRAWL", help=_CRAWL_HELP)
     p.set_defaults(func=retry)
 
-    p = commands.add_parser("workers", parents=[service], help="registered workers, alive or dead")
+    p = commands.add_parser(
+        "workers",
+        parents=[service, as_json],
+        help="registered workers, alive or dead",
+        description="List every registered worker: pool, sids, live or dead, jobs held, capacity, pages "
+        "fetched, memory, last heartbeat, host and pid.",
+    )
     p.set_defaults(func=workers)
 
-    p = commands.add_parser("dashboard", parents=[service], help="serve the web dashboard (read-only by default)")
+    p = commands.add_parser(
+        "dashboard",
+        parents=[service, logs],
+        help="serve the web dashboard (read-only by default)",
+        description="Serve the web dashboard: crawls, per-sid queues with charts, workers, recent items and "
+        "errors; pausing, resuming and cancelling crawls needs the write token.",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8700, help="port to listen on (default 8700)")
     p.add_argument("--token", help="token to read (needed off 127.0.0.1; default $SHOAL_DASHBOARD_TOKEN)")
     p.add_argument(
         "--write-token", help="token to pause, resume and cancel crawls (default $SHOAL_DASHBOARD_WRITE_TOKEN)"
     )
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(func=dashboard)
 
-    p = commands.add_parser("health", parents=[service], help="exit 0 if Redis and this host's ROLE are alive")
-    p.add_argument("role", choices=["worker", "coordinator"])
+    p = commands.add_parser(
+        "health",
+        parents=[service],
+        help="exit 0 if Redis and this host's ROLE are alive",
+        description="Exit 0 when Redis answers and a ROLE process on this host sent a recent heartbeat, else "
+        "1: a container's health check.",
+    )
+    p.add_argument("role", choices=["worker", "coordinator"], help="which process of this host to check")
     p.set_defaults(func=health)
     return root
 
@@ -580,6 +790,9 @@ def main(argv: list[str] | None = None) -> None:
     except _Terminated:
         console.print("shoal: stopped (SIGTERM)")
         sys.exit(143)
+    except BrokenPipeError:  # the reader went away (`shoal items ... | head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     finally:
         for sig, handler in before.items():
             signal.signal(sig, handler)

@@ -52,6 +52,8 @@ from shoal.spiders.result import check_export_path
 ENDED = ("finished", "failed", "cancelled")
 #: How often a command is retried while Redis is unreachable (about 9 s in all: a restart is ridden out).
 RETRIES = 8
+#: A Redis that never answered is given up after this many seconds (RedisUnreachable says what to check).
+REACH_WITHIN_S = 2.0
 #: What decoding a malformed record from Redis raises.
 MALFORMED = (MessageError, msgspec.DecodeError)
 
@@ -282,10 +284,12 @@ class Client:
     """Talks to a shoal service through its Redis (``$REDIS_URL`` by default)."""
 
     def __init__(self, redis_url: str | None = None, *, secret: str | None = None, retries: int = RETRIES) -> None:
-        """``retries``: how often each command is retried while Redis is unreachable, backing off (0: none)."""
+        """``retries``: how often each command is retried while Redis is unreachable, backing off (0: none).
+        A URL that is not a Redis URL is a ValueError; a Redis that does not answer within REACH_WITHIN_S
+        seconds of the first command is a redis ConnectionError naming the URL (password masked)."""
         self.redis_url = redis_url or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
         self.secret = secret if secret is not None else shared_secret()
-        pool = connection_pool(self.redis_url, retries=retries)
+        pool = connection_pool(self.redis_url, retries=retries, reach_within=REACH_WITHIN_S)
         self.redis = ArqRedis(connection_pool=pool, default_queue_name=keys.SUBMISSIONS, **ARQ_SERIALIZERS)
 
     async def __aenter__(self) -> "Client":

@@ -30,9 +30,12 @@ from typing import Any, TypeVar
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoal.common import keys
 from shoal.common.messages import WorkerInfo
+from shoal.connection import unreachable
 from shoal.coordinator.engine import CrawlEngine
 from shoal.coordinator.lease import Leases
 from shoal.processes import child_options
@@ -212,6 +215,10 @@ async def _local_crawl(spider: Spider, options: LocalOptions) -> AsyncIterator[t
     crawldir = CrawlDir(spider.crawldir) if spider.crawldir else None
     with _redis_url(options.redis_url, crawldir.path if crawldir else None) as url:
         redis = Redis.from_url(url)
+        try:
+            await redis.ping()
+        except (RedisConnectionError, RedisTimeoutError) as e:
+            raise unreachable(url, e) from e
         crawl_id = crawldir.saved_crawl(spider) if crawldir else None
         if crawl_id and not await redis.exists(keys.state(crawl_id)):
             log.warning("%s names crawl %s, which its Redis no longer holds: starting over", crawldir.path, crawl_id)
@@ -228,6 +235,8 @@ async def _local_crawl(spider: Spider, options: LocalOptions) -> AsyncIterator[t
         leases = Leases(redis, f"local-{socket.gethostname()}-{os.getpid()}")
         await leases.claim(crawl_id)  # so that a service coordinator on the same Redis leaves it alone
         holding = asyncio.create_task(leases.hold(crawl_id))
+        manager = spider.session_manager  # the job streams first: each worker finds them as it starts
+        await CrawlQueues(redis, crawl_id).create({sid: manager.get(sid).kind for sid in manager.session_ids})
         workers = WorkerProcesses(spider, url, options.workers, options.capacity)
         await workers.start()
         try:

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:  # for annotations only: `shoal health` imports this module and must stay quick
     from shoal.client import CrawlStatus, WorkerStatus
@@ -61,7 +62,7 @@ def queues_table(crawls: list["CrawlStatus"]) -> Table:
 def status_view(crawls: list["CrawlStatus"]) -> Group:
     """``shoal status``: the crawls, then their queues, then the reason of any failure."""
     parts: list = [crawls_table(crawls), queues_table(crawls)]
-    parts += [f"[red]{crawl.crawl} failed:[/red]\n{crawl.error}" for crawl in crawls if crawl.error]
+    parts += [Text.assemble((f"{crawl.crawl} failed:", "red"), "\n", crawl.error) for crawl in crawls if crawl.error]
     return Group(*parts)
 
 

@@ -1,5 +1,7 @@
 """Shared fixtures: a real redis-server for the session, and the demo shop on 127.0.0.1."""
 
+from pathlib import Path
+
 import pytest
 import redis
 
@@ -14,6 +16,19 @@ def redis_binaries() -> list:
     for binary in redis_server_binaries():
         by_version.setdefault(server_version(binary)[:2], binary)
     return [pytest.param(binary, id=f"redis-{'.'.join(map(str, v))}") for v, binary in sorted(by_version.items())]
+
+
+pytest_plugins = ["tests.safe_reports"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--dashboard-screenshot",
+        type=Path,
+        metavar="PNG",
+        help="write the dashboard test's screenshot here (docs/dashboard.png to refresh the README's picture); "
+        "default: a temporary file",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -123,10 +123,12 @@ def _run_and_watch(command: list[str], env: dict[str, str] | None = None) -> tup
 
 
 def _shoal_run(url: str, site, tmp_path: Path) -> tuple[subprocess.CompletedProcess, str, Path]:
+    """``shoal run`` on ``url``, given as $REDIS_URL: no command line holds it unless shoal put it there (a
+    worker caught between fork and exec still shows its parent's command line)."""
     spider, output = tmp_path / "spider.py", tmp_path / "items.jsonl"
     spider.write_text(SHOP_SPIDER)
-    command = [sys.executable, "-m", "shoal", "run", str(spider), "--redis", url, "-a", f"url={site.url}"]
-    finished, command_lines = _run_and_watch([*command, "-o", str(output)])
+    command = [sys.executable, "-m", "shoal", "run", str(spider), "-a", f"url={site.url}"]
+    finished, command_lines = _run_and_watch([*command, "-o", str(output)], env={"REDIS_URL": url})
     return finished, command_lines, output
 
 
@@ -181,8 +183,8 @@ def test_a_cli_command_refused_by_redis_says_so_without_the_password(password_re
     finished = subprocess.run(
         [sys.executable, "-m", "shoal", "status", "--redis", wrong], capture_output=True, text=True, timeout=60
     )
-    said = " ".join(finished.stderr.split())  # as one line, however the terminal wrapped it
-    assert finished.returncode == 1 and "cannot reach Redis at redis://:***@127.0.0.1" in said
+    said = finished.stderr
+    assert finished.returncode == 1 and "Redis at redis://:***@127.0.0.1" in said and "refused the credentials" in said
     assert "p%41ss" not in said and "invalid username-password pair" in said
 
 
@@ -322,15 +324,22 @@ async def _coordinator_listed(client) -> bool:
 
 
 def _top(url: str) -> str:
-    """What ``shoal top`` shows in its first seconds."""
+    """What ``shoal top`` shows until it has drawn its first view, when it is stopped with Ctrl+C."""
     top = subprocess.Popen(
-        [sys.executable, "-m", "shoal", "top", "--redis", url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "shoal", "top", "--redis", url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
-    time.sleep(3)
+    shown = []
+    for line in top.stdout:  # without a terminal, each view is printed in full: its last table is the workers
+        shown.append(line)
+        if line.strip() == "workers":
+            break
     top.send_signal(signal.SIGINT)
-    shown, _ = top.communicate(timeout=30)
-    assert b"workers" in shown
-    return shown.decode()
+    rest, _ = top.communicate(timeout=30)
+    assert any(line.strip() == "workers" for line in shown), "".join(shown)
+    return "".join(shown) + rest
 
 
 class _ShopSpider(Spider):

@@ -89,8 +89,7 @@ class Service:
 
     def cli(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
         command = [sys.executable, "-m", "shoal", *args, "--redis", self.redis_url]
-        wide = {**os.environ, "COLUMNS": "200"}
-        return subprocess.run(command, capture_output=True, text=True, timeout=120, env=wide, cwd=cwd)
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=cwd)
 
     def spider_file(self, source: str, name: str = "spider.py") -> Path:
         path = self.tmp_path / name
@@ -279,28 +278,37 @@ async def _state_is(crawl, state: str) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("source", "options", "expected_text"),
+    ("source", "options", "expected_text", "where"),
     [
-        ("import no_such_module_here\n" + SHOP_SPIDER, {}, "ModuleNotFoundError: No module named 'no_such_module_he"),
-        (SHOP_SPIDER, {"spider_name": "NoSuchSpider"}, "no Spider subclass named 'NoSuchSpider'"),
+        (
+            "import no_such_module_here\n" + SHOP_SPIDER,
+            {},
+            "ModuleNotFoundError: No module named 'no_such_module_he",
+            "line 1, in <module>",
+        ),
+        (SHOP_SPIDER, {"spider_name": "NoSuchSpider"}, "no Spider subclass named 'NoSuchSpider'", None),
         (
             SHOP_SPIDER + "\n    def __init__(self, pages):\n        raise ValueError(f'bad pages: {pages!r}')\n",
             {"pages": "many"},
             "ValueError: bad pages: 'many'",
+            "in __init__",
         ),
     ],
     ids=["import error", "missing class", "bad argument"],
 )
 async def test_a_spider_that_cannot_load_fails_the_submission_with_its_traceback(
-    service, redis_url, source, options, expected_text
+    service, redis_url, source, options, expected_text, where
 ):
     service.start("coordinator")
+    spider = service.spider_file(source)
     async with Client(redis_url) as client:
         with pytest.raises(SubmissionError) as failure:
-            await client.submit(service.spider_file(source), **options)
+            await client.submit(spider, **options)
     message = str(failure.value)
     assert expected_text in message
     assert "Traceback" in message and "spider.py" in message
+    if where:  # the spider's line comes first
+        assert message.splitlines()[1].startswith(f"{spider}, ") and where in message.splitlines()[1], message
 
 
 async def test_unsigned_submissions_are_refused_when_a_secret_is_set(service, shop, redis_url):

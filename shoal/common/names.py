@@ -1,6 +1,8 @@
-"""Callables travel through Redis by name: spider methods only, resolved again on the other side."""
+"""Names: callables travel through Redis by name (spider methods only, resolved again on the other side),
+and a misspelled name gets a hint."""
 
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,3 +33,9 @@ def checked_method_name(spider: "Spider", name: str, what: str) -> str:
     except LookupError as e:
         raise ValueError(str(e)) from None
     return name
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """ " (did you mean 'X'?)" with the known name closest to a misspelled ``name``; "" when none is close."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -3,7 +3,6 @@ are in shoal. They validate and record their arguments and never open anything; 
 live sessions from them. Each argument table below lists the argument, its type and Scrapling's default.
 """
 
-import difflib
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
@@ -11,6 +10,7 @@ from urllib.parse import urlparse
 
 import msgspec
 
+from shoal.common.names import did_you_mean
 from shoal.common.proxy import ProxyRotator
 from shoal.common.selector_config import check_selector_config
 
@@ -169,9 +169,7 @@ def _validate(table: type[msgspec.Struct], kwargs: dict[str, Any], what: str, wh
     known = table.__struct_fields__
     for name in kwargs:
         if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise TypeError(f"unknown {what} '{name}'{where}{hint}")
+            raise TypeError(f"unknown {what} '{name}'{where}{did_you_mean(name, known)}")
     for name in CALLABLE_ARGS:
         if kwargs.get(name) is not None and not callable(kwargs[name]) and not isinstance(kwargs[name], str):
             raise TypeError(f"{what} '{name}'{where} must be a spider method, got {type(kwargs[name]).__name__}")

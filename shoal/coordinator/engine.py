@@ -149,12 +149,13 @@ class CrawlEngine:
     async def _seed(self) -> None:
         batch: list[Scheduled] = []
         stats: dict[str, int] = {}
-        async for request in self.spider.start_requests():
+        requests = self.spider.start_requests()
+        async for request in requests:
             try:
                 batch += self._schedule(request)
             except (ValueError, TypeError) as e:
                 _count_failed(stats, "rejected")
-                await self._spider_error(request, e)
+                await self._spider_error(request, e, yielded_by=requests)
             if len(batch) >= _SEED_BATCH:
                 await self._commit([Commit(requests=batch, stats=stats)])
                 batch, stats = [], {}
@@ -163,8 +164,15 @@ class CrawlEngine:
 
     # -- responses ------------------------------------------------------------------------------
 
-    async def _spider_error(self, request: Request, error: Exception) -> None:
-        self.log.error("Spider error processing %s: %s", request, error, exc_info=error)
+    async def _spider_error(self, request: Request, error: Exception, yielded_by: Any = None) -> None:
+        """Log an error of the spider's making, and call its on_error. A request that cannot be scheduled is
+        shown at the line of the spider that yielded it (``yielded_by``: that generator), with the traceback
+        of shoal's own checks only at DEBUG."""
+        if yielded_by is None:
+            self.log.error("Spider error processing %s: %s", request, error, exc_info=error)
+        else:
+            self.log.error("%s: %s", _yielded_at(yielded_by), error)
+            self.log.debug("Traceback of the check that refused it:", exc_info=error)
         await self.spider.on_error(request, error)
 
     async def _run_callback(self, request: Request, response: Response, commit: Commit, stats: dict) -> None:
@@ -172,7 +180,8 @@ class CrawlEngine:
         requests: list[Scheduled] = []
         items: list[bytes] = []
         try:
-            async for result in callback(response):
+            results = callback(response)
+            async for result in results:
                 if isinstance(result, Request):
                     if not self._is_allowed(result):
                         _count(stats, "offsite_requests_count")
@@ -182,7 +191,7 @@ class CrawlEngine:
                         requests += self._schedule(result)
                     except (ValueError, TypeError) as e:
                         _count_failed(stats, "rejected")
-                        await self._spider_error(result, e)
+                        await self._spider_error(result, e, yielded_by=results)
                 elif isinstance(result, dict):
                     item = await self.spider.on_scraped_item(result)
                     if item and self.quotas.max_items and self._items >= self.quotas.max_items:
@@ -603,6 +612,14 @@ def _domain(url: str) -> str:
 
 def _name(callback: Any) -> str:
     return getattr(callback, "__qualname__", None) or repr(callback)
+
+
+def _yielded_at(generator: Any) -> str:
+    """Where a spider's (async) generator, suspended, yielded its last value: "FILE, line N, in NAME"."""
+    frame = getattr(generator, "ag_frame", None) or getattr(generator, "gi_frame", None)
+    if frame is None:
+        return f"Spider error in {_name(generator)}"
+    return f"{frame.f_code.co_filename}, line {frame.f_lineno}, in {frame.f_code.co_name}"
 
 
 def _count(stats: dict[str, int], name: str, amount: int = 1) -> None:

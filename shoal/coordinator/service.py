@@ -34,7 +34,7 @@ from shoal.coordinator.lease import RENEW_S, Leases
 from shoal.queue import CrawlQueues
 from shoal.specs import load_spec, store_spec
 from shoal.spiders import SessionConfigurationError, Spider
-from shoal.spiders.loader import crawl_spec, load_spider
+from shoal.spiders.loader import crawl_spec, describe_error, load_spider
 
 log = logging.getLogger("shoal.coordinator")
 
@@ -123,8 +123,9 @@ class Coordinator:
         try:
             spider = load_spider(submission.source, submission.filename, submission.spider or None, submission.args)
             spec = crawl_spec(crawl, spider, submission.source, submission.filename, submission.args)
-        except Exception as e:
-            await self._fail(crawl, "".join(traceback.format_exception(e)))
+        except Exception as e:  # the spider's line and the reason first, then the whole traceback
+            reason = describe_error(e, submission.filename)
+            await self._fail(crawl, f"{reason}\n\n{''.join(traceback.format_exception(e))}")
             return "failed"
         await store_spec(self.redis, spec, self.secret)
         await self.redis.hset(keys.state(crawl), mapping={"state": "running", "spider": spec.name})

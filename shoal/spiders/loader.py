@@ -1,19 +1,51 @@
 """Loading spiders: from a file, or from the module source stored with a crawl, and describing them."""
 
 import inspect
+import logging
 import sys
+import traceback
 import types
 import uuid
 from pathlib import Path
 from typing import Any
 
 from shoal.common.messages import CrawlSpec, SessionConfig
+from shoal.common.names import did_you_mean
 from shoal.spiders import Spider
 from shoal.spiders.spider import QUOTA_ATTRIBUTES, importing
+
+log = logging.getLogger(__name__)
 
 
 class SpiderLoadError(Exception):
     """A spider file or source that does not import, or has no (or no such) Spider class."""
+
+
+def describe_error(error: BaseException, filename: str) -> str:
+    """``error`` as the author of the spider file ``filename`` needs it: the line of that file where it
+    happened (file, line, function, source), then the reason in one line; shoal's own frames left out."""
+    chain = [error]
+    while chain[-1].__cause__ is not None:
+        chain.append(chain[-1].__cause__)
+    root = chain[-1]
+    if isinstance(root, SyntaxError):
+        reason = f"{type(root).__name__}: {root.msg}"
+    elif isinstance(root, SpiderLoadError):
+        reason = str(root)
+    else:
+        reason = f"{type(root).__name__}: {root}" if str(root) else type(root).__name__
+    where = ""
+    for e in reversed(chain):  # the innermost frame in the spider file, of the error nearest the cause
+        if isinstance(e, SyntaxError) and e.filename == filename and e.lineno:
+            where = f"{filename}, line {e.lineno}\n    {(e.text or '').strip()}\n"
+            break
+        mine = [frame for frame in traceback.extract_tb(e.__traceback__) if frame.filename == filename]
+        if mine:
+            frame = mine[-1]
+            line = (frame.line or "").strip()
+            where = f"{filename}, line {frame.lineno}, in {frame.name}\n" + (f"    {line}\n" if line else "")
+            break
+    return where + reason
 
 
 def load_module(source: str, filename: str) -> types.ModuleType:
@@ -66,6 +98,16 @@ def create_spider(cls: type[Spider], args: dict[str, Any]) -> Spider:
     args = {k: v for k, v in args.items() if k not in quotas}
     accepted = inspect.signature(cls.__init__).parameters
     takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
+    if not takes_any:
+        known = [name for name in (*accepted, *dir(cls)) if not name.startswith("_") and name != "self"]
+        for name in sorted(set(args) - set(known)):
+            log.warning(
+                "spider argument '%s' is neither a parameter of %s.__init__ nor an attribute of the class, so "
+                "the spider may never read it%s; it is set as an attribute all the same",
+                name,
+                cls.__name__,
+                did_you_mean(name, known),
+            )
     init_args = {k: v for k, v in args.items() if takes_any or k in accepted}
     spider = cls.__new__(cls)
     spider.__dict__.update({k: v for k, v in args.items() if k not in init_args})

@@ -2,6 +2,7 @@
 
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextvars import ContextVar
 from pathlib import Path
@@ -39,6 +40,25 @@ class CrawlControl:
 
     def __init__(self) -> None:
         self.pause_requested = False
+
+
+#: The lowest level of a spider's log records shown on the console (stderr); see set_console_log_level.
+_console_level = logging.NOTSET
+
+
+class ConsoleHandler(logging.StreamHandler):
+    """Logs to ``sys.stderr`` as it is when a record comes: a live display (``shoal run``'s progress) that
+    replaced it prints the record above itself instead of through it."""
+
+    stream = property(lambda self: sys.stderr, lambda self, value: None)
+
+
+def set_console_log_level(level: int | str) -> None:
+    """Show on the console only the records of spiders created from now on that are at ``level`` or above
+    (the command line's --log-level); their ``log_file`` still gets every record at their ``logging_level``.
+    By default a spider shows every record its ``logging_level`` lets through, as in Scrapling."""
+    global _console_level
+    _console_level = logging.getLevelName(level) if isinstance(level, str) else level
 
 
 class SessionConfigurationError(Exception):
@@ -136,7 +156,9 @@ class Spider:
         formatter = logging.Formatter(
             fmt=self.logging_format.format(spider_name=self.name), datefmt=self.logging_date_format
         )
-        handlers: list[logging.Handler] = [logging.StreamHandler()]
+        console = ConsoleHandler()
+        console.setLevel(_console_level)
+        handlers: list[logging.Handler] = [console]
         if self.log_file:
             Path(self.log_file).parent.mkdir(parents=True, exist_ok=True)
             handlers.append(logging.FileHandler(self.log_file))
