@@ -405,3 +405,33 @@ def test_selector_results_travel_in_meta_as_they_were_and_into_items_as_plain_va
     assert isinstance(item["h1"], dict)
     assert item["meta_types"] == ["TextHandler", "TextHandlers", "TextHandler", "AttributesHandler"]
     assert item["attrib_href"].startswith("/product/")
+
+
+class OddItemsSpider(Spider):
+    """Yields items with values JSON has a form for (datetime, Decimal, tuple) and one it has none for."""
+
+    name = "odd-items"
+    logging_level = 40
+
+    def __init__(self, base: str):
+        self.start_urls = [f"{base}/product/1"]
+        super().__init__()
+
+    async def parse(self, response: Response):
+        import datetime
+        from decimal import Decimal
+
+        yield {"when": datetime.date(2026, 11, 28), "price": Decimal("9.90"), "pair": (1, 2)}
+        yield {"name": "kept?", "handle": object()}
+        self.stats.custom_stats["opened"] = object()
+        self.stats.custom_stats["seen"] = 1
+
+
+def test_an_item_value_json_cannot_hold_is_an_error_naming_its_key_never_its_str(shop, redis_url, capsys):
+    result = run(OddItemsSpider(shop.url), redis_url)
+    assert list(result.items) == [{"when": "2026-11-28", "price": "9.90", "pair": [1, 2]}]
+    assert result.stats.custom_stats.get("callback_errors") == 1
+    logged = capsys.readouterr().err
+    assert "Dropped an item from" in logged and "its key 'handle' holds a value that cannot be written" in logged
+    assert "builtins.object cannot travel" in logged and "custom stat 'opened' is not stored" in logged
+    assert result.stats.custom_stats["seen"] == 1

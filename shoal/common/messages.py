@@ -153,7 +153,8 @@ def plain(value: Any) -> Any:
         return str(value)
     if isinstance(value, Mapping):
         return dict(value)
-    raise NotImplementedError
+    kind = type(value)
+    raise TypeError(f"a {kind.__module__}.{kind.__qualname__} cannot travel as msgpack or JSON")
 
 
 _encoder = msgspec.msgpack.Encoder(enc_hook=plain)

@@ -8,7 +8,7 @@ The crawl ends when every frontier is empty and nothing is in flight.
 
 import asyncio
 import time
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable
 from typing import Any
 from urllib.parse import urlparse
 
@@ -28,6 +28,7 @@ from shoal.common.messages import (
     RequestRecord,
     decode,
     encode,
+    plain,
 )
 from shoal.common.proxy import proxy_label
 from shoal.common.request import Request
@@ -46,7 +47,9 @@ from shoal.queue import Commit, CrawlQueues, DispatchResult, Scheduled, frontier
 from shoal.spiders import CrawlStats, ItemList, Spider
 from shoal.spiders.spider import CrawlControl
 
-_item_encoder = msgspec.json.Encoder(enc_hook=lambda value: dict(value) if isinstance(value, Mapping) else str(value))
+#: Items and custom stats as JSON; Scrapling's selector results become str and dict, any other type JSON has no
+#: form for (datetime, Decimal, UUID, tuple and set have one) is a TypeError, never its str() in silence.
+_item_encoder = msgspec.json.Encoder(enc_hook=plain)
 _SEED_BATCH = 500
 _READ_COUNT = 128
 #: How often the engine looks at what the crawl's client asks (run, pause, cancel).
@@ -109,6 +112,7 @@ class CrawlEngine:
         self._control_read = 0.0
         self._state = ""
         self._custom_stored: dict[str, bytes] = {}  # custom stats as last written to Redis
+        self._unstorable: set[str] = set()  # custom stats JSON cannot hold, logged once
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -198,8 +202,13 @@ class CrawlEngine:
                         _count(stats, "items_dropped")
                         self.log.debug("Dropped from %s (max_items reached)\n%s", response, item)
                     elif item:
+                        try:
+                            items.append(_item_encoder.encode(item))
+                        except TypeError as e:
+                            _count(stats, "callback_errors")
+                            self.log.error("Dropped an item from %s: %s", response, _json_error(item, e))
+                            continue
                         self._items += 1
-                        items.append(_item_encoder.encode(item))
                         _count(stats, "items_scraped")
                         self.log.debug("Scraped from %s\n%s", response, item)
                     else:
@@ -422,7 +431,7 @@ class CrawlEngine:
         self.started = float(started) if started else self.started
         await self._set_state("running", started=self.started)
         self.spider.stats = await self.stats()
-        self._custom_stored = _encoded(self.spider.stats.custom_stats)
+        self._custom_stored = self._encoded_custom_stats()
         self._items = self.spider.stats.items_scraped
         if self.escalation:
             await self.escalation.load()
@@ -539,10 +548,23 @@ class CrawlEngine:
         if not await self.redis.exists(keys.spec(self.crawl)):
             raise CrawlStateLost(self.crawl)
 
+    def _encoded_custom_stats(self) -> dict[str, bytes]:
+        """The spider's custom stats as stored in Redis (JSON); one that JSON cannot hold is logged once and
+        kept in this process only."""
+        encoded = {}
+        for name, value in self.spider.stats.custom_stats.items():
+            try:
+                encoded[str(name)] = _item_encoder.encode(value)
+            except TypeError as e:
+                if name not in self._unstorable:
+                    self._unstorable.add(name)
+                    self.log.error("custom stat %r is not stored (this process keeps it): %s", name, e)
+        return encoded
+
     async def _sync_stats(self) -> None:
         """Store the custom stats the spider's callbacks changed, then refresh ``spider.stats`` from Redis."""
         custom = self.spider.stats.custom_stats
-        encoded = _encoded(custom)
+        encoded = self._encoded_custom_stats()
         changed = {name: value for name, value in encoded.items() if self._custom_stored.get(name) != value}
         removed = [name for name in self._custom_stored if name not in encoded]
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -587,8 +609,14 @@ class CrawlEngine:
             last = "(" + batch[-1][0].decode()
 
 
-def _encoded(custom_stats: dict[str, Any]) -> dict[str, bytes]:
-    return {str(name): _item_encoder.encode(value) for name, value in custom_stats.items()}
+def _json_error(item: dict[str, Any], error: TypeError) -> str:
+    """Which of ``item``'s keys holds a value JSON has no form for, and its type."""
+    for key, value in item.items():
+        try:
+            _item_encoder.encode(value)
+        except TypeError as e:
+            return f"its key {key!r} holds a value that cannot be written as JSON ({e})"
+    return str(error)
 
 
 def _check_url(request: Request) -> None:
