@@ -169,7 +169,7 @@ class Pages(Spider):
             "status": response.status,
             "title": response.css("title::text").get(),
             "h1": response.css("h1::text").get(),
-            "html": response.text,
+            "html": response.body.decode(response.encoding),
             "network": [  # a recorded body is bytes (decoded here, as items travel as JSON)
                 {**record, "body": record["body"].decode()} if "body" in record else record
                 for record in response.meta.get("network") or ()
@@ -194,8 +194,8 @@ def test_pierce_shadow_puts_open_shadow_roots_and_their_slotted_content_into_the
         {"browser": AsyncDynamicSession()},
         [(url, "browser", {}), (f"{url}?p", "browser", {"pierce_shadow": True})],
     )
-    plain = PlainResponse(url, 200, items[("browser", url)]["html"].encode())
-    pierced = PlainResponse(url, 200, items[("browser", f"{url}?p")]["html"].encode())
+    plain = PlainResponse(url, items[("browser", url)]["html"].encode(), 200)
+    pierced = PlainResponse(url, items[("browser", f"{url}?p")]["html"].encode(), 200)
     assert plain.css("p.inside").get() is None
     assert pierced.css("product-card shadow-root p.inside::text").get() == "from the shadow"
     assert pierced.css("product-card shadow-root b span.light::text").get() == "9.99"  # shown where its slot is
@@ -445,8 +445,8 @@ def test_solve_cloudflare_ticks_an_embedded_turnstile_widget(challenges, redis_u
     kwargs = {"solve_cloudflare": True, "wait_selector": "#content[data-state=open]"}
     spider = Pages({"stealth": AsyncStealthySession()}, [(url, "stealth", kwargs), (f"{url}?plain", "stealth", {})])
     items = {item["url"]: item for item in spider.start(redis_url=redis_url).items}
-    solved = PlainResponse(url, 200, items[url]["html"].encode())
-    plain = PlainResponse(url, 200, items[f"{url}?plain"]["html"].encode())
+    solved = PlainResponse(url, items[url]["html"].encode(), 200)
+    plain = PlainResponse(url, items[f"{url}?plain"]["html"].encode(), 200)
     assert solved.css("#content::text").get() == "Welcome back: the account page"
     assert plain.css("#content::text").get() == "locked"
 
