@@ -68,18 +68,19 @@ def cpu_by_process() -> dict[int, tuple[str, float]]:
 
 
 class CrawlWindow:
-    """CPU of every process and wall time between the start and the end of the crawl proper."""
+    """CPU of every process between the start and the end of the crawl proper, and those two moments (Unix
+    times, to line them up with other records)."""
 
     def __init__(self) -> None:
         self.started: dict[int, tuple[str, float]] = {}
         self.ended: dict[int, tuple[str, float]] = {}
-        self.wall = (0.0, 0.0)
+        self.at = (0.0, 0.0)
 
     def start(self) -> None:
-        self.started, self.wall = cpu_by_process(), (time.perf_counter(), 0.0)
+        self.started, self.at = cpu_by_process(), (time.time(), 0.0)
 
     def end(self) -> None:
-        self.ended, self.wall = cpu_by_process(), (self.wall[0], time.perf_counter())
+        self.ended, self.at = cpu_by_process(), (self.at[0], time.time())
 
     def cpu_s(self) -> dict[str, float]:
         """CPU seconds by role within the window (several processes of one role add up)."""
@@ -118,11 +119,11 @@ def spider_class(tool: str, start_url: str, concurrency: int, one_page: bool, wi
 def crawl_spider(tool: str, start_url: str, concurrency: int, one_page: bool) -> dict[str, Any]:
     window = CrawlWindow()
     spider = spider_class(tool, start_url, concurrency, one_page, window)
-    started = time.perf_counter()
+    called, started = time.time(), time.perf_counter()
     result = spider().start()
-    elapsed = time.perf_counter() - started
-    items = list(result.items)
-    return report(result.stats.requests_count, items, elapsed, window)
+    elapsed, returned = time.perf_counter() - started, time.time()
+    times = {"called": called, "on_start": window.at[0], "on_close": window.at[1], "returned": returned}
+    return {**report(result.stats.requests_count, list(result.items), elapsed, window), "at": times}
 
 
 # -- the bare loop ---------------------------------------------------------------------------------------
@@ -196,7 +197,7 @@ def report(pages: int, items: list[dict[str, Any]], elapsed: float, window: Craw
         "items": len(items),
         "digest": digest(items),
         "elapsed_s": round(elapsed, 4),
-        "window_s": round(window.wall[1] - window.wall[0], 4),
+        "window_s": round(window.at[1] - window.at[0], 4),
         "cpu_s": window.cpu_s(),
     }
 
