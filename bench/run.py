@@ -222,7 +222,9 @@ def summarize_one_page(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     summary = {}
     for tool, reports in runs.items():
         times = [r["elapsed_s"] for r in reports]
-        what = "the whole process, imports included" if tool == "shoal run" else "Spider().start(), imports excluded"
+        what = {"shoal run": "the whole process, imports included", "bare": "its loop, imports excluded"}.get(
+            tool, "Spider().start(), imports excluded"
+        )
         exact = all(r["exact"] for r in reports)
         print(f"  {tool:>9}: {spread(times, 3)} s ({what}); items {'exact' if exact else 'WRONG'}")
         summary[tool] = {"elapsed_s": statistics.median(times), "exact": exact}
