@@ -1,6 +1,6 @@
 """Where shoal's CPU goes per page: py-spy samples of the coordinator and the worker, and Redis's command times.
 
-    uv run --group bench python bench/profile.py [--products 10000] [--rate 250] [--top 12] [--keep FILE]
+    uv run --group bench python bench/cpu_profile.py [--products 10000] [--rate 250] [--top 12] [--keep FILE]
 
 Crawls the demo shop (10,000 products: 10,500 pages) with bench/crawl.py's shoal contender under
 ``py-spy record --subprocesses --native`` (the coordinator is the crawl process; the worker its child), on a
@@ -270,7 +270,7 @@ def main() -> None:
         print(f"  {usec / pages:7.1f} {calls / pages:10.2f} {usec / calls:8.1f}  {name}")
     results["redis"] = {"cpu_ms_per_page": 1000 * redis_cpu / pages, "usec": dict(slowlog.usec)}
     results["redis"]["calls"] = dict(slowlog.calls)
-    Path(__file__).with_name("profile-last-run.json").write_text(json.dumps(results, indent=2))
+    Path(__file__).with_name("cpu-profile-last-run.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
