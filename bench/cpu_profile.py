@@ -27,13 +27,11 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 import redis
-from run import serve  # bench/ is this script's directory, so on its path
+from run import redis_server, serve  # bench/ is this script's directory, so on its path
 
 CRAWL = Path(__file__).with_name("crawl.py")
 #: A Python frame, "function (file.py:line)"; the others are C functions of a library.
@@ -184,23 +182,6 @@ class SlowLog:
             self.usec[name] += usec
 
 
-def start_redis(directory: Path) -> tuple[subprocess.Popen, str]:
-    """A redis-server on a unix socket: the first on PATH, as shoal's local mode would start."""
-    socket_path = directory / "redis.sock"
-    command = ["redis-server", "--port", "0", "--unixsocket", str(socket_path), "--dir", str(directory)]
-    process = subprocess.Popen([*command, "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    client = redis.Redis(unix_socket_path=str(socket_path))
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            return process, f"unix://{socket_path}"
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-
-
 def print_process(name: str, found: dict[str, Any], cpu_s: float, pages: int, top: int) -> dict[str, float]:
     busy = sum(n for area_, n in found["areas"].items() if area_ not in ("idle", "imports (process start)"))
     per_page = 1000 * cpu_s / pages
@@ -228,12 +209,14 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=12, help="shoal functions listed per process")
     parser.add_argument("--keep", type=Path, help="also keep py-spy's raw samples in this file (collapsed stacks)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="shoal-profile-") as work, serve(args.products) as site:
-        server, url = start_redis(Path(work))
+    with (
+        tempfile.TemporaryDirectory(prefix="shoal-profile-") as work,
+        serve(args.products) as site,
+        redis_server() as (url, server),
+    ):
         client = redis.Redis.from_url(url)
         try:
-            redis_process = psutil.Process(server.pid)
-            redis_cpu = sum(redis_process.cpu_times()[:2])
+            redis_cpu = sum(server.cpu_times()[:2])
             raw = Path(work) / "profile.txt"
             command = ["py-spy", "record", "--subprocesses", "--native", "--rate", str(args.rate), "--format", "raw"]
             command += ["-o", str(raw), "--", sys.executable, str(CRAWL), "shoal", site.url + "/products"]
@@ -241,15 +224,13 @@ def main() -> None:
                 done = subprocess.run(
                     command, capture_output=True, text=True, check=True, env={**os.environ, "REDIS_URL": url}
                 )
-            redis_cpu = sum(redis_process.cpu_times()[:2]) - redis_cpu
+            redis_cpu = sum(server.cpu_times()[:2]) - redis_cpu
             report = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("{")))
             if args.keep:
                 args.keep.write_text(raw.read_text())
             profile = read_profile(raw)
         finally:
             client.close()
-            server.terminate()
-            server.wait()
     pages = report["pages"]
     print(
         f"{pages} pages, {report['items']} items in {report['elapsed_s']:.1f} s under py-spy"

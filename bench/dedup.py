@@ -14,11 +14,10 @@ import argparse
 import hashlib
 import shutil
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import redis
+from run import redis_server  # bench/ is this script's directory, so on its path
 
 from shoal.spiders import Request
 
@@ -39,36 +38,26 @@ def main() -> None:
     assert size == len(fingerprint(0)), f"shoal's fingerprints are {size} bytes now: update fingerprint()"
     version = subprocess.run([args.redis_server, "--version"], capture_output=True, text=True).stdout.split()[2]
     print(f"{args.redis_server} ({version}), {size}-byte fingerprints:")
-    with tempfile.TemporaryDirectory(prefix="shoal-dedup-") as work:
-        sock = Path(work) / "redis.sock"
-        command = [args.redis_server, "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly", "no"]
-        server = subprocess.Popen([*command, "--dir", work], stdout=subprocess.DEVNULL)
-        client = redis.Redis(unix_socket_path=str(sock))
-        try:
-            while not sock.exists():
-                time.sleep(0.02)
-            client.ping()
-            base = client.info("memory")["used_memory"]
-            inserted, step, started = 0, 1000, time.monotonic()
-            while inserted < args.urls:
-                upto = min(inserted + BATCH, args.urls)
-                client.sadd("seen", *(fingerprint(n) for n in range(inserted, upto)))
-                inserted = upto
-                if inserted >= step or inserted == args.urls:
-                    while step <= inserted:
-                        step *= 10
-                    in_set = client.memory_usage("seen", samples=0)
-                    used = client.info("memory")["used_memory"] - base
-                    print(
-                        f"  {inserted:>11,} URLs: the set {in_set / inserted:5.1f} B/URL,"
-                        f" Redis's used memory {used / inserted:5.1f} B/URL"
-                        f" ({used / 2**30:.2f} GiB; {time.monotonic() - started:.0f} s)",
-                        flush=True,
-                    )
-        finally:
-            client.close()
-            server.terminate()
-            server.wait()
+    with redis_server(args.redis_server) as (url, _):
+        client = redis.Redis.from_url(url)
+        base = client.info("memory")["used_memory"]
+        inserted, step, started = 0, 1000, time.monotonic()
+        while inserted < args.urls:
+            upto = min(inserted + BATCH, args.urls)
+            client.sadd("seen", *(fingerprint(n) for n in range(inserted, upto)))
+            inserted = upto
+            if inserted >= step or inserted == args.urls:
+                while step <= inserted:
+                    step *= 10
+                in_set = client.memory_usage("seen", samples=0)
+                used = client.info("memory")["used_memory"] - base
+                print(
+                    f"  {inserted:>11,} URLs: the set {in_set / inserted:5.1f} B/URL,"
+                    f" Redis's used memory {used / inserted:5.1f} B/URL"
+                    f" ({used / 2**30:.2f} GiB; {time.monotonic() - started:.0f} s)",
+                    flush=True,
+                )
+        client.close()
 
 
 if __name__ == "__main__":

