@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from crawl import CALLBACKS, digest  # bench/ is this script's directory, so on its path
+from crawl import CALLBACKS, digest, role  # bench/ is this script's directory, so on its path
 
 from shoal.demo import ShopSite
 
@@ -115,14 +115,6 @@ def busy_cpu_s() -> float:
     return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
-def _role(process: psutil.Process, child: psutil.Process) -> str:
-    """What a process of a measured tree is: the crawl's own process, a worker, redis-server."""
-    if process.pid == child.pid:
-        return "crawl process"
-    command = " ".join(process.cmdline())
-    return next((role for role in ("worker", "redis-server") if role in command), process.name())
-
-
 def run_measured(command: list[str], site: Site) -> tuple[str, dict[str, Any]]:
     """Run ``command`` to its end, sampling its process tree every 0.1 s; its stdout, and what was measured:
     its wall time, CPU seconds by role over its whole life, peak RSS, the shop's CPU, and the machine's other
@@ -139,7 +131,7 @@ def run_measured(command: list[str], site: Site) -> tuple[str, dict[str, Any]]:
                 with process.oneshot():
                     times = process.cpu_times()
                     cpu[process.pid] = times.user + times.system  # a process that ended keeps its last sample
-                    roles.setdefault(process.pid, _role(process, child))
+                    roles.setdefault(process.pid, role(process, child))
                     rss += process.memory_info().rss
             peak_rss = max(peak_rss, rss)
         except psutil.Error:
@@ -201,14 +193,20 @@ def spread(values: list[float], digits: int = 0) -> str:
     return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
+def shown(tool: str, process: str) -> str:
+    """A process's name in the tables: shoal's crawl process is its coordinator."""
+    return "coordinator" if (tool, process) == ("shoal", "crawl process") else process
+
+
 def summarize_size(products: int, runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """Print one size's table and return its summary."""
     pages = runs[next(iter(runs))][0]["pages"]
     print(f"\n{pages:,} pages ({products:,} products), {len(runs[next(iter(runs))])} rounds:")
     summary: dict[str, Any] = {}
     for tool, reports in runs.items():
-        cpu_roles = sorted({role for report in reports for role in report["cpu_ms_per_page"]})
-        cpu = {role: statistics.median(r["cpu_ms_per_page"].get(role, 0.0) for r in reports) for role in cpu_roles}
+        names = sorted({name for report in reports for name in report["cpu_ms_per_page"]})
+        cpu = {name: statistics.median(r["cpu_ms_per_page"].get(name, 0.0) for r in reports) for name in names}
+        whole_run = statistics.median(1000 * sum(r["process_cpu_s"].values()) / r["pages"] for r in reports)
         summary[tool] = {
             "pages_per_s": statistics.median(r["pages_per_s"] for r in reports),
             "window_pages_per_s": statistics.median(r["window_pages_per_s"] for r in reports),
@@ -220,8 +218,8 @@ def summarize_size(products: int, runs: dict[str, list[dict[str, Any]]]) -> dict
             f"  {tool:>9}: {spread([r['pages_per_s'] for r in reports])} pages/s"
             f" ({spread([r['elapsed_s'] for r in reports], 2)} s);"
             f" crawl proper {spread([r['window_pages_per_s'] for r in reports])} pages/s;"
-            f" CPU ms/page {', '.join(f'{role} {ms:.3f}' for role, ms in cpu.items())}"
-            f" = {sum(cpu.values()):.3f} (shop {site_ms:.3f});"
+            f" CPU ms/page {', '.join(f'{shown(tool, name)} {ms:.3f}' for name, ms in cpu.items())}"
+            f" = {sum(cpu.values()):.3f} (whole run, start included: {whole_run:.3f}; the shop {site_ms:.3f});"
             f" peak RSS {statistics.median(r['peak_rss_mb'] for r in reports):.0f} MB;"
             f" items {'exact' if summary[tool]['exact'] else 'WRONG'};"
             f" other load {spread([r['other_load_cores'] for r in reports], 2)} cores"
