@@ -39,6 +39,7 @@ from crawl import CALLBACKS, digest, role  # bench/ is this script's directory, 
 from shoal.demo import ShopSite
 
 CRAWL = Path(__file__).with_name("crawl.py")
+TOOLS = ("shoal", "scrapling", "bare")
 LAST_RUN = Path(__file__).with_name("last-run.json")
 #: ``shoal run``'s spider for the one-page crawl (the same callbacks; the start page is a product page).
 ONE_PAGE_SPIDER = (
@@ -257,10 +258,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="2000,10000", help="shop sizes in products, comma-separated")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every size and contender")
     parser.add_argument("--one-page-runs", type=int, default=5, help="one-page crawls per contender (0: none)")
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--tools", default="shoal,scrapling,bare")
+    parser.add_argument("--concurrency", type=int, default=64, help="requests in flight, for every contender")
+    parser.add_argument("--tools", default=",".join(TOOLS), help=f"contenders, comma-separated: {', '.join(TOOLS)}")
     args = parser.parse_args()
     tools = args.tools.split(",")
+    if unknown := [tool for tool in tools if tool not in TOOLS]:
+        parser.error(f"unknown contenders {unknown} (they are: {', '.join(TOOLS)})")
     sizes = [int(size) for size in args.sizes.split(",") if size]
     results: dict[str, Any] = {"load_before": os.getloadavg(), "cpus": os.cpu_count(), "sizes": {}, "one_page": {}}
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; concurrency {args.concurrency}")
