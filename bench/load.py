@@ -28,7 +28,7 @@ import psutil
 import redis
 from run import CALLBACKS  # bench/ is this script's directory, so on its path
 
-from shoal.redis_server import RedisServer
+from shoal.store.server import RedisServer
 
 SITE = """
 import json, sys, threading

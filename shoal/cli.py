@@ -204,7 +204,7 @@ def _serve(make: Callable[[str], Any], args: argparse.Namespace) -> int:
     try:
         asyncio.run(serve())
     except AuthenticationError as e:
-        from shoal.connection import masked
+        from shoal.store.connection import masked
 
         _error(f"Redis at {masked(args.redis)} refused the credentials: {e}")
         return 1
@@ -221,7 +221,7 @@ async def _check_credentials(url: str) -> None:
     here (the process says so, and waits for it)."""
     from redis.asyncio import Redis
 
-    from shoal.connection import unreachable
+    from shoal.store.connection import unreachable
 
     redis = Redis.from_url(url, socket_connect_timeout=2)
     try:
@@ -257,7 +257,7 @@ class _CoordinatorProcess:
         from redis.asyncio import Redis
 
         from shoal.coordinator.service import Coordinator
-        from shoal.specs import shared_secret
+        from shoal.store.specs import shared_secret
 
         self.url, self.metrics_port, self.dashboard = url, metrics_port, dashboard
         self.coordinator = Coordinator(Redis.from_url(url), url, secret=shared_secret())
@@ -320,7 +320,7 @@ def _client_command(
 
     def command(args: argparse.Namespace) -> int:
         from shoal.client import Client
-        from shoal.connection import masked, unreachable_cause
+        from shoal.store.connection import masked, unreachable_cause
 
         async def go() -> int:
             async with Client(args.redis, **({} if retries is None else {"retries": retries})) as client:
@@ -506,8 +506,8 @@ def health(args: argparse.Namespace) -> int:
     to answer quickly on a loaded machine)."""
     from redis.asyncio import Redis
 
-    from shoal.connection import masked, unreachable
-    from shoal.heartbeats import alive_here
+    from shoal.store.connection import masked, unreachable
+    from shoal.store.heartbeats import alive_here
 
     async def check() -> bool:
         redis = Redis.from_url(args.redis, socket_connect_timeout=2.0)
@@ -532,7 +532,7 @@ def health(args: argparse.Namespace) -> int:
 
 def _redis_url(url: str) -> str:
     """``--redis``: a Redis URL, or an error naming the forms it may take."""
-    from shoal.connection import check_url
+    from shoal.store.connection import check_url
 
     try:
         return check_url(url)

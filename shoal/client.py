@@ -24,7 +24,6 @@ import msgspec
 from arq.connections import ArqRedis
 from redis.exceptions import ResponseError
 
-from shoal import heartbeats
 from shoal.common import keys
 from shoal.common.messages import (
     ARQ_SERIALIZERS,
@@ -40,13 +39,14 @@ from shoal.common.messages import (
 )
 from shoal.common.request import Request
 from shoal.common.signing import sign
-from shoal.connection import connection_pool
 from shoal.coordinator.stats import read_stats, stats_from_hash
 from shoal.queue import CrawlQueues, Scheduled, frontier_member
-from shoal.specs import shared_secret
 from shoal.spiders import CrawlStats, ItemList, Spider
 from shoal.spiders.loader import spider_source
 from shoal.spiders.result import check_export_path
+from shoal.store import heartbeats
+from shoal.store.connection import connection_pool
+from shoal.store.specs import shared_secret
 
 #: States after which a crawl does nothing more.
 ENDED = ("finished", "failed", "cancelled")

@@ -3,7 +3,7 @@
 This is what ``shoal run spider.py`` and ``Spider().start()`` do. The coordinator runs in this
 process with the spider object itself; workers are separate processes, exactly as in the service.
 
-The private redis-server and the workers run in sessions of their own (shoal.processes), so a
+The private redis-server and the workers run in sessions of their own (shoal.common.processes), so a
 terminal's Ctrl+C reaches only this process. The first Ctrl+C pauses: nothing more is dispatched, what
 is in flight is processed, and the run returns a result with ``paused=True`` and every item stored so
 far (written to ``output`` too). A second Ctrl+C, or SIGTERM, stops at once: what is in flight is left
@@ -35,16 +35,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoal.common import keys
 from shoal.common.messages import WorkerInfo
-from shoal.connection import unreachable
+from shoal.common.processes import child_options
 from shoal.coordinator.engine import CrawlEngine
 from shoal.coordinator.lease import Leases
-from shoal.processes import child_options
 from shoal.queue import CrawlQueues
-from shoal.redis_server import RedisServer
-from shoal.specs import shared_secret, store_spec
 from shoal.spiders import CrawlResult, CrawlStats, Spider
 from shoal.spiders.loader import crawl_spec, spider_source
 from shoal.spiders.result import check_export_path
+from shoal.store.connection import unreachable
+from shoal.store.server import RedisServer
+from shoal.store.specs import shared_secret, store_spec
 
 T = TypeVar("T")
 log = logging.getLogger("shoal.local")
@@ -115,7 +115,7 @@ class CrawlDir:
 
 
 async def _start_worker(command: list[str], redis_url: str) -> asyncio.subprocess.Process:
-    """Start a worker process in its own session that does not outlive this one (shoal.processes). It
+    """Start a worker process in its own session that does not outlive this one (shoal.common.processes). It
     gets the Redis URL in its environment, not on its command line, where any user of the machine could
     read the password."""
     env = {**os.environ, "REDIS_URL": redis_url}

@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from shoal.demo.site import RunningSite, ShopSite, start_site
-from shoal.redis_server import RedisServer, redis_server_binaries, server_version
+from shoal.store.server import RedisServer, redis_server_binaries, server_version
 
 
 def redis_binaries() -> list:

@@ -17,7 +17,7 @@ import redis
 from shoal.client import Client
 from shoal.common import keys
 from shoal.demo.site import ShopSite, start_site
-from shoal.redis_server import RedisServer
+from shoal.store.server import RedisServer
 from shoal.workers.chromium import find_chromium
 from tests.test_service import SHOP_SPIDER, TWO_SID_SPIDER, Service, wait_for
 

@@ -270,6 +270,6 @@ def test_a_health_check_loads_only_redis_and_the_heartbeat_records_not_the_clien
     code, modules = done.stdout.split(" ", 1)
     assert code == "1" and f"no {role} on" in done.stderr  # Redis answered, and no heartbeat is there
     loaded = set(modules.split())
-    assert {"redis", "msgspec", "shoal.heartbeats"} <= loaded
+    assert {"redis", "msgspec", "shoal.store.heartbeats"} <= loaded
     heavy = {"shoal.client", "shoal.spiders", "shoal.coordinator", "shoal.workers", "arq", "lxml", "curl_cffi"}
     assert not heavy & loaded

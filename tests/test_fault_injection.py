@@ -24,8 +24,8 @@ from shoal.common import keys
 from shoal.common.messages import FetchJob, WorkerInfo, decode
 from shoal.coordinator.lease import RENEW_S
 from shoal.fetchers import AsyncDynamicSession
-from shoal.redis_server import RedisServer
 from shoal.spiders import Request, Response, Spider
+from shoal.store.server import RedisServer
 from shoal.workers.chromium import find_chromium
 from tests import test_service
 from tests.test_service import SHOP_SPIDER, Service, expected, found, wait_for

@@ -8,7 +8,7 @@ import redis
 from scrapling.parser import Selector
 
 from shoal.demo import ShopSite
-from shoal.redis_server import RedisServer, find_redis_server, server_version
+from shoal.store.server import RedisServer, find_redis_server, server_version
 
 
 def test_private_redis_server_answers_and_is_removed_on_stop():

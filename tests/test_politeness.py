@@ -21,9 +21,9 @@ from shoal.coordinator.engine import CrawlEngine
 from shoal.coordinator.throttle import AutoThrottle, retry_after
 from shoal.fetchers import AsyncDynamicSession, FetcherSession
 from shoal.local import WorkerProcesses
-from shoal.specs import shared_secret, store_spec
 from shoal.spiders import Response, Spider
 from shoal.spiders.loader import crawl_spec, spider_source
+from shoal.store.specs import shared_secret, store_spec
 from shoal.workers.chromium import find_chromium
 
 #: Delays are kept on Redis's clock (whole ms) and arrivals on the site's: how far apart the two may read.

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from shoal.common import keys
 from shoal.common.messages import FetchJob, FetchResult, RequestRecord, decode, encode
 from shoal.queue import Commit, CrawlQueues, JobStreams, Scheduled, frontier_member
-from shoal.redis_server import RedisServer
+from shoal.store.server import RedisServer
 from shoal.workers.worker import MAX_DELIVERIES, Worker
 from tests.test_crawl import SlowPagesSpider
 

