@@ -27,200 +27,23 @@ from redis.exceptions import ResponseError
 from shoal.common import keys
 from shoal.common.messages import FailedRequest, MessageError, decode
 from shoal.common.meta import from_wire
+from shoal.store import scripts
 
 _MAX_PRIORITY = 2**63 - 1
+#: The layout of a frontier entry, which the Lua scripts read through ARGV: the format of its sequence
+#: number, where its domain starts (0-based), and the byte that ends the domain.
+SEQUENCE_FORMAT = "%017d"
+DOMAIN_AT = 16 + 17
+DOMAIN_END = b"\n"
 #: Jobs no worker took for this long mark their pool as down: they stop holding other sids' slots.
 STALE_MS = 1000
-
-COMMIT = """
-local rid = ARGV[1]
-if rid ~= '' then
-  if redis.call('XACK', KEYS[1], ARGV[7], rid) == 0 then return -1 end
-  redis.call('XDEL', KEYS[1], rid)
-  if ARGV[2] ~= '' then redis.call('HINCRBY', KEYS[6], ARGV[2], -1) end
-  if ARGV[3] ~= '' then
-    redis.call('HINCRBY', KEYS[7], ARGV[3], -1)
-    redis.call('HINCRBY', KEYS[8], ARGV[3], -1)
-  end
-end
-local i = 9
-local added = 0
-for _ = 1, tonumber(ARGV[4]) do
-  local is_new = redis.call('SADD', KEYS[2], ARGV[i + 1])
-  if is_new == 1 or ARGV[i + 2] == '1' then
-    local seq = redis.call('INCR', KEYS[3])
-    redis.call('ZADD', KEYS[tonumber(ARGV[i])], 0, ARGV[i + 3] .. string.format('%017d', seq) .. ARGV[i + 4])
-    added = added + 1
-  end
-  i = i + 5
-end
-for _ = 1, tonumber(ARGV[5]) do
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[8], '*', 'i', ARGV[i])
-  i = i + 1
-end
-for _ = 1, tonumber(ARGV[6]) do
-  redis.call('HINCRBY', KEYS[4], ARGV[i], ARGV[i + 1])
-  i = i + 2
-end
-return added
-"""
-
-DISPATCH = """
-local capacity, limit, delay, scan = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local n, first, group, stale_ms = (#KEYS - 6) / 2, tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
--- KEYS: 1 inflight, 2 the crawl's domain_inflight, 3 DOMAIN_NEXT, 4 stats, 5 DOMAIN_INFLIGHT, then per sid
--- its frontier and its job stream, and last the crawl's domain_delay (domain -> that domain's own delay in
--- ms: robots.txt floors, AutoThrottle; else `delay`). Per-domain limits and delays count every crawl's requests.
-local domain_delays = KEYS[#KEYS]
-local per_domain = redis.call('EXISTS', domain_delays) == 1
--- budget: requests this crawl may still dispatch in all (max_pages), -1 for no limit
-local budget = tonumber(ARGV[8])
-local dispatched = tonumber(redis.call('HGET', KEYS[4], 'requests_dispatched') or '0')
-if budget >= 0 then budget = math.max(budget - dispatched, 0) end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
--- Jobs waiting in a stream that no worker took for stale_ms belong to a pool that is down or busy:
--- they do not hold other sids' slots.
-local function waiting_since(stream)
-  local info = redis.call('XINFO', 'GROUPS', stream)
-  for _, g in ipairs(info) do
-    local fields = {}
-    for f = 1, #g, 2 do fields[g[f]] = g[f + 1] end
-    if fields['name'] == group then
-      local oldest = redis.call('XRANGE', stream, '(' .. fields['last-delivered-id'], '+', 'COUNT', 1)[1]
-      if oldest then return tonumber(string.match(oldest[1], '^(%d+)')) end
-    end
-  end
-  return now
-end
-local undelivered, leased, inflight_total, fresh_waiting = {}, 0, 0, 0
-for i = 1, n do
-  local stream = KEYS[5 + 2 * i]
-  local inflight = tonumber(redis.call('HGET', KEYS[1], ARGV[8 + i]) or '0')
-  undelivered[i] = redis.call('XLEN', stream) - redis.call('XPENDING', stream, group)[1]
-  leased = leased + inflight - undelivered[i]
-  inflight_total = inflight_total + inflight
-  if undelivered[i] > 0 and now - waiting_since(stream) < stale_ms then
-    fresh_waiting = fresh_waiting + undelivered[i]
-    undelivered[i] = 0  -- counted once, in fresh_waiting
-  end
-end
-local sent_total, wait, frontier_total = 0, -1, 0
-for k = 0, n - 1 do
-  local i = (first + k) % n + 1
-  local frontier, stream, sid = KEYS[4 + 2 * i], KEYS[5 + 2 * i], ARGV[8 + i]
-  local room, sent = capacity - leased - fresh_waiting - undelivered[i], 0
-  if budget >= 0 then room = math.min(room, budget - sent_total) end
-  local function send(member)
-    local nl = string.find(member, '\\n', 34, true)
-    local domain = string.sub(member, 34, nl - 1)
-    redis.call('XADD', stream, '*', 'j', string.sub(member, nl + 1))
-    redis.call('HINCRBY', KEYS[2], domain, 1)
-    redis.call('HINCRBY', KEYS[5], domain, 1)
-    sent = sent + 1
-    return domain
-  end
-  if room > 0 and limit == 0 and delay == 0 and not per_domain then
-    local popped = redis.call('ZPOPMIN', frontier, room)
-    for j = 1, #popped, 2 do send(popped[j]) end
-  elseif room > 0 then
-    for _, member in ipairs(redis.call('ZRANGE', frontier, 0, scan - 1)) do
-      if sent >= room then break end
-      local nl = string.find(member, '\\n', 34, true)
-      local domain = string.sub(member, 34, nl - 1)
-      local ready = limit == 0 or tonumber(redis.call('HGET', KEYS[5], domain) or '0') < limit
-      local gap = per_domain and tonumber(redis.call('HGET', domain_delays, domain) or delay) or delay
-      if ready and gap > 0 then
-        local next_at = tonumber(redis.call('HGET', KEYS[3], domain) or '0')
-        if next_at > now then
-          ready = false
-          if wait < 0 or next_at - now < wait then wait = next_at - now end
-        end
-      end
-      if ready then
-        redis.call('ZREM', frontier, member)
-        send(member)
-        if gap > 0 then redis.call('HSET', KEYS[3], domain, now + gap) end
-      end
-    end
-  end
-  if sent > 0 then
-    redis.call('HINCRBY', KEYS[1], sid, sent)
-    redis.call('HINCRBY', KEYS[4], 'requests_dispatched', sent)
-  end
-  fresh_waiting = fresh_waiting + sent
-  sent_total = sent_total + sent
-  inflight_total = inflight_total + sent
-  frontier_total = frontier_total + redis.call('ZCARD', frontier)
-end
-return {sent_total, wait, frontier_total, inflight_total, dispatched + sent_total}
-"""
-
-REPLAY = """
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('XADD', KEYS[2], '*', 'r', ARGV[2])
-redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
-redis.call('HINCRBY', KEYS[4], ARGV[4], 1)
-redis.call('HINCRBY', KEYS[5], ARGV[4], 1)
-return 1
-"""
-
-RELEASE_DOMAINS = """
-local held = redis.call('HGETALL', KEYS[1])
-for i = 1, #held, 2 do
-  local count = tonumber(held[i + 1])
-  if count ~= 0 then redis.call('HINCRBY', KEYS[2], held[i], 0 - count) end
-end
-redis.call('DEL', KEYS[1])
-return #held / 2
-"""
-
-FINISH_JOB = """
-if redis.call('TYPE', KEYS[1]).ok ~= 'stream' then return 0 end
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('XDEL', KEYS[1], ARGV[2])
-if ARGV[3] ~= '' then redis.call('XADD', KEYS[2], '*', 'r', ARGV[3]) end
-if ARGV[4] ~= '' then
-  redis.call('XADD', KEYS[3], '*', 'reason', ARGV[4], 'job', ARGV[5])
-  redis.call('HINCRBY', KEYS[4], 'dead_letters', 1)
-end
-return 1
-"""
-
-# A response entry that is not a shoal response: moved, fields and all, to the dead letters, and counted.
-DEAD_RESPONSE = """
-local entry = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])[1]
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-local fields = {'reason', ARGV[3], 'from', KEYS[1]}
-if entry then
-  for _, value in ipairs(entry[2]) do fields[#fields + 1] = value end
-end
-redis.call('XADD', KEYS[2], '*', unpack(fields))
-redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('HINCRBY', KEYS[3], 'dead_letters', 1)
-return 1
-"""
-
-# Failed requests back to their frontiers, each only if it is still in the failed hash (no dedup check:
-# they were seen already). ARGV: groups of (failed hash field, frontier key index, prefix, tail).
-REQUEUE = """
-local moved = 0
-for i = 1, #ARGV, 4 do
-  if redis.call('HDEL', KEYS[1], ARGV[i]) == 1 then
-    local seq = redis.call('INCR', KEYS[2])
-    redis.call('ZADD', KEYS[tonumber(ARGV[i + 1])], 0, ARGV[i + 2] .. string.format('%017d', seq) .. ARGV[i + 3])
-    moved = moved + 1
-  end
-end
-return moved
-"""
 
 
 def frontier_member(priority: int, domain: str, job: bytes) -> tuple[bytes, bytes]:
     """The priority prefix and the tail (domain, newline, job) of a frontier entry."""
     if not -_MAX_PRIORITY <= priority <= _MAX_PRIORITY:
         raise ValueError(f"priority {priority} is out of range (a 64-bit integer)")
-    return b"%016x" % (_MAX_PRIORITY - priority), domain.encode() + b"\n" + job
+    return b"%016x" % (_MAX_PRIORITY - priority), domain.encode() + DOMAIN_END + job
 
 
 @dataclass(slots=True)
@@ -264,12 +87,12 @@ class CrawlQueues:
         self.redis = redis
         self.crawl = crawl
         self.consumer = consumer
-        self._commit = redis.register_script(COMMIT)
-        self._dispatch = redis.register_script(DISPATCH)
-        self._replay = redis.register_script(REPLAY)
-        self._release_domains = redis.register_script(RELEASE_DOMAINS)
-        self._dead_response = redis.register_script(DEAD_RESPONSE)
-        self._requeue = redis.register_script(REQUEUE)
+        self._commit = scripts.register(redis, "commit")
+        self._dispatch = scripts.register(redis, "dispatch")
+        self._replay = scripts.register(redis, "replay")
+        self._release_domains = scripts.register(redis, "release_domains")
+        self._dead_response = scripts.register(redis, "dead_response")
+        self._requeue = scripts.register(redis, "requeue")
 
     async def create(self, sids_by_kind: dict[str, str]) -> None:
         """Create the response stream and each sid's job stream with their consumer groups, and
@@ -327,6 +150,7 @@ class CrawlQueues:
                     len(commit.stats or ()),
                     keys.COORDINATOR_GROUP,
                     keys.ITEMS_MAXLEN,
+                    SEQUENCE_FORMAT,
                 ]
                 for request in commit.requests:
                     target = request.key or keys.frontier(self.crawl, request.sid)
@@ -371,11 +195,11 @@ class CrawlQueues:
         deduplication; a field already gone (retried by someone else) is skipped. Returns how many moved."""
         base = [keys.failed(self.crawl), keys.sequence(self.crawl)]
         frontier_keys: dict[str, int] = {}
-        args: list[str | bytes | int] = []
+        args: list[str | bytes | int] = [SEQUENCE_FORMAT]
         for field, request in entries:
             index = frontier_keys.setdefault(request.sid, len(base) + len(frontier_keys) + 1)
             args += [field, index, request.prefix, request.tail]
-        if not args:
+        if not frontier_keys:
             return 0
         extra = [keys.frontier(self.crawl, sid) for sid in frontier_keys]
         return int(await self._requeue(keys=base + extra, args=args))
@@ -414,6 +238,8 @@ class CrawlQueues:
                 keys.WORKERS_GROUP,
                 STALE_MS,
                 budget,
+                DOMAIN_AT + 1,  # Lua counts from 1
+                DOMAIN_END,
                 *sids,
             ],
         )
@@ -457,7 +283,7 @@ class CrawlQueues:
 
 def _domain_and_job(entry: bytes) -> tuple[str, bytes]:
     """The domain and the job of a frontier entry (they follow its priority and sequence digits)."""
-    domain, _, job = entry[33:].partition(b"\n")
+    domain, _, job = entry[DOMAIN_AT:].partition(DOMAIN_END)
     return domain.decode(), job
 
 
@@ -490,7 +316,7 @@ class JobStreams:
         self.sids = set(sids)
         self.streams: list[str] = []  # the streams read
         self.broken: dict[str, str] = {}  # registered streams that cannot be read, with why
-        self._finish = redis.register_script(FINISH_JOB)
+        self._finish = scripts.register(redis, "finish_job")
 
     async def refresh(self) -> list[str]:
         """Re-read which job streams this worker serves (its kind, and its sids when given), leaving out
