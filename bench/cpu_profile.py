@@ -54,7 +54,10 @@ AREAS = [
     ("logging", ("logging/",)),
     ("request argument checks", ("shoal/common/sessions.py",)),
     ("request records (to_record, from_record)", ("shoal/coordinator/records.py", "shoal/common/meta.py")),
-    ("queue: script arguments, frontier entries", ("shoal/queue.py",)),
+    (
+        "queue: script arguments, frontier entries",
+        ("shoal/coordinator/queues.py", "shoal/coordinator/frontier.py", "shoal/workers/jobs.py"),
+    ),
     ("stats counting", ("shoal/coordinator/stats.py",)),
     ("Request/Response objects (follow, Request())", ("shoal/common/request.py", "shoal/common/response.py")),
     ("spider callbacks (the user's code)", ("crawl.py", "(<string>")),

@@ -39,8 +39,9 @@ from shoal.common.messages import (
 )
 from shoal.common.request import Request
 from shoal.common.signing import sign
+from shoal.coordinator.frontier import Scheduled, frontier_member
+from shoal.coordinator.queues import CrawlQueues
 from shoal.coordinator.stats import read_stats, stats_from_hash
-from shoal.queue import CrawlQueues, Scheduled, frontier_member
 from shoal.spiders import CrawlStats, ItemList, Spider
 from shoal.spiders.loader import spider_source
 from shoal.spiders.result import check_export_path

@@ -37,13 +37,14 @@ from shoal.common.sessions import check_request_kwargs
 from shoal.coordinator.adaptive import AdaptiveStore
 from shoal.coordinator.cache import CACHE_WORKER, ResponseCache
 from shoal.coordinator.escalation import Escalation
+from shoal.coordinator.frontier import Commit, Scheduled, frontier_member
+from shoal.coordinator.queues import CrawlQueues, DispatchResult
 from shoal.coordinator.quotas import Quotas
 from shoal.coordinator.records import from_record, to_record
 from shoal.coordinator.robots import RobotsTxt
 from shoal.coordinator.sessions import SessionStarts
 from shoal.coordinator.stats import DOMAIN_BYTES, FAILED, PROXY, SESSION, STATUS, WORKER, add_counts, read_stats
 from shoal.coordinator.throttle import AutoThrottle, DomainDelays
-from shoal.queue import Commit, CrawlQueues, DispatchResult, Scheduled, frontier_member
 from shoal.spiders import CrawlStats, ItemList, Spider
 from shoal.spiders.spider import CrawlControl
 

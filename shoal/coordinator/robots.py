@@ -25,7 +25,7 @@ from shoal.common import keys
 from shoal.common.messages import FetchJob, FetchResult, MessageError, RequestRecord, decode, encode
 from shoal.common.request import Request
 from shoal.common.response import Headers, body_encoding
-from shoal.queue import Scheduled, frontier_member
+from shoal.coordinator.frontier import Scheduled, frontier_member
 from shoal.store import scripts
 
 log = logging.getLogger("shoal.robots")

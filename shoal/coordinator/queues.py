@@ -1,23 +1,18 @@
-"""The data plane: frontier, dispatch queues and responses of a crawl, as Redis structures and Lua.
+"""One crawl's frontier, job streams and response stream, from the coordinator's side.
 
-Every state change is one Lua script, so it happens whole or not at all:
+Every state change is one Lua script (``shoal/store/lua``), so it happens whole or not at all:
 
 - ``commit``: acknowledge a processed response and, atomically with it, store its items, deduplicate
   and schedule its requests, count its stats and release its in-flight slot. A coordinator that dies
   mid-callback leaves the response pending, and its successor processes it again from scratch.
 - ``dispatch``: move requests from a sid's frontier to its job stream as capacity and politeness allow.
-- ``finish_job``: a worker acknowledges a job and publishes its result only if the acknowledgement
-  succeeded, so a job redelivered to a second worker never yields two results (nor a job whose stream
-  is gone).
 - ``replay``: in development mode, answer a request from the coordinator's response cache: it
   leaves the replay set and its response enters the response stream in one step.
 
-Frontier entries are members of a sorted set, all scored 0 so Redis orders them by bytes:
-``16 hex digits of (2**63 - 1 - priority)`` + ``17-digit sequence`` + ``domain`` + ``\\n`` + job.
-Higher priority sorts first, then FIFO.
+The frontier entries are defined in :mod:`shoal.coordinator.frontier`.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import msgspec
@@ -27,48 +22,12 @@ from redis.exceptions import ResponseError
 from shoal.common import keys
 from shoal.common.messages import FailedRequest, MessageError, decode
 from shoal.common.meta import from_wire
+from shoal.coordinator.frontier import DOMAIN_AT, DOMAIN_END, SEQUENCE_FORMAT, Commit, Scheduled, domain_and_job
 from shoal.store import scripts
+from shoal.store.connection import text
 
-_MAX_PRIORITY = 2**63 - 1
-#: The layout of a frontier entry, which the Lua scripts read through ARGV: the format of its sequence
-#: number, where its domain starts (0-based), and the byte that ends the domain.
-SEQUENCE_FORMAT = "%017d"
-DOMAIN_AT = 16 + 17
-DOMAIN_END = b"\n"
 #: Jobs no worker took for this long mark their pool as down: they stop holding other sids' slots.
 STALE_MS = 1000
-
-
-def frontier_member(priority: int, domain: str, job: bytes) -> tuple[bytes, bytes]:
-    """The priority prefix and the tail (domain, newline, job) of a frontier entry."""
-    if not -_MAX_PRIORITY <= priority <= _MAX_PRIORITY:
-        raise ValueError(f"priority {priority} is out of range (a 64-bit integer)")
-    return b"%016x" % (_MAX_PRIORITY - priority), domain.encode() + DOMAIN_END + job
-
-
-@dataclass(slots=True)
-class Scheduled:
-    """A request ready for the frontier: its sid, fingerprint, and encoded entry."""
-
-    sid: str
-    fp: bytes
-    dont_filter: bool
-    prefix: bytes
-    tail: bytes
-    key: str = ""  # the sorted set it goes to when not its sid's frontier (replay, held for robots.txt, disallowed)
-
-
-@dataclass(slots=True)
-class Commit:
-    """What processing one response produced, to be stored atomically with its acknowledgement."""
-
-    response_id: str = ""
-    sid: str = ""
-    domain: str = ""
-    requests: Sequence[Scheduled] = ()
-    items: Sequence[bytes] = ()
-    stats: dict[str, int] | None = None
-    failed: bytes = b""  # a FailedRequest when the fetch failed
 
 
 @dataclass(slots=True)
@@ -114,7 +73,7 @@ class CrawlQueues:
         streams = [
             key
             for key, _ in (await self.redis.hgetall(keys.QUEUES)).items()
-            if _text(key).startswith(keys.queue(self.crawl, ""))
+            if text(key).startswith(keys.queue(self.crawl, ""))
         ]
         if streams:
             await self.redis.hdel(keys.QUEUES, *streams)
@@ -248,7 +207,7 @@ class CrawlQueues:
     async def to_replay(self, count: int) -> list[tuple[bytes, str, bytes]]:
         """Up to ``count`` requests waiting to be answered from the response cache: (entry, domain, job)."""
         entries = await self.redis.zrange(keys.replay(self.crawl), 0, count - 1)
-        return [(entry, *_domain_and_job(entry)) for entry in entries]
+        return [(entry, *domain_and_job(entry)) for entry in entries]
 
     async def replay(self, entry: bytes, sid: str, domain: str, result: bytes) -> None:
         """Move a request from the replay set to the response stream with its cached ``result``."""
@@ -278,145 +237,4 @@ class CrawlQueues:
             block=None if pending else block_ms,
         )
         entries = [entry for _, entries in reply or () for entry in entries]
-        return [(_text(entry_id), fields.get(b"r", b"")) for entry_id, fields in entries if fields]
-
-
-def _domain_and_job(entry: bytes) -> tuple[str, bytes]:
-    """The domain and the job of a frontier entry (they follow its priority and sequence digits)."""
-    domain, _, job = entry[DOMAIN_AT:].partition(DOMAIN_END)
-    return domain.decode(), job
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-@dataclass(slots=True)
-class Job:
-    """A job as a worker received it."""
-
-    stream: str
-    entry_id: str
-    payload: bytes
-    deliveries: int = 1
-
-
-#: What Redis answers a worker reading a job stream that vanished: deleted while it was blocked (Redis 7),
-#: deleted or its group destroyed (NOGROUP), replaced by a key of another type (WRONGTYPE).
-_VANISHED = ("UNBLOCKED", "NOGROUP", "WRONGTYPE")
-
-
-class JobStreams:
-    """The job streams of every crawl's sids of one kind, from a worker's side."""
-
-    def __init__(self, redis: Redis, consumer: str, kind: str, sids: Iterable[str] = ()) -> None:
-        self.redis = redis
-        self.consumer = consumer
-        self.kind = kind
-        self.sids = set(sids)
-        self.streams: list[str] = []  # the streams read
-        self.broken: dict[str, str] = {}  # registered streams that cannot be read, with why
-        self._finish = scripts.register(redis, "finish_job")
-
-    async def refresh(self) -> list[str]:
-        """Re-read which job streams this worker serves (its kind, and its sids when given), leaving out
-        those that cannot be read (a broken stream is checked again each time: it may have been recreated)."""
-        registered = await self.redis.hgetall(keys.QUEUES)
-        mine = {
-            key
-            for key, kind in ((_text(k), _text(v)) for k, v in registered.items())
-            if kind == self.kind and (not self.sids or keys.queue_owner(key)[1] in self.sids)
-        }
-        broken = {}
-        for stream in self.broken.keys() & mine:
-            if why := await self.unreadable(stream):
-                broken[stream] = why
-        self.broken = broken
-        self.streams = sorted(mine - set(self.broken))
-        return self.streams
-
-    async def unreadable(self, stream: str) -> str:
-        """Why ``stream`` cannot be read as a job stream ("" when it can)."""
-        kind = _text(await self.redis.type(stream))
-        if kind == "none":
-            return "the stream no longer exists"
-        if kind != "stream":
-            return f"the key now holds a {kind}, not a stream"
-        if all(_text(group["name"]) != keys.WORKERS_GROUP for group in await self.redis.xinfo_groups(stream)):
-            return f"its consumer group '{keys.WORKERS_GROUP}' no longer exists"
-        return ""
-
-    async def read(self, count: int, block_ms: int) -> list[Job]:
-        """Take up to ``count`` new jobs, waiting up to ``block_ms`` for the first. A stream that vanished
-        (deleted, its group destroyed, replaced by another type) moves to ``broken`` and is read no more."""
-        if not self.streams:
-            return []
-        try:
-            reply = await self.redis.xreadgroup(
-                keys.WORKERS_GROUP, self.consumer, dict.fromkeys(self.streams, ">"), count=count, block=block_ms
-            )
-        except ResponseError as e:
-            if not str(e).startswith(_VANISHED):
-                raise
-            for stream in self.streams:
-                if why := await self.unreadable(stream):
-                    self.broken[stream] = why
-            self.streams = [stream for stream in self.streams if stream not in self.broken]
-            return []
-        return [
-            Job(_text(stream), _text(entry_id), fields.get(b"j", b""))
-            for stream, entries in reply or ()
-            for entry_id, fields in entries
-        ]
-
-    async def reclaim(self, count: int, min_idle_ms: int) -> list[Job]:
-        """Take over up to ``count`` jobs that other (dead) workers held longer than ``min_idle_ms``."""
-        jobs: list[Job] = []
-        for stream in self.streams:
-            if len(jobs) >= count:
-                break
-            try:
-                _, claimed, *_ = await self.redis.xautoclaim(
-                    stream, keys.WORKERS_GROUP, self.consumer, min_idle_ms, count=count - len(jobs)
-                )
-            except ResponseError:
-                continue
-            claimed = [(entry_id, fields) for entry_id, fields in claimed if fields]
-            if not claimed:
-                continue
-            pending = await self.redis.xpending_range(
-                stream, keys.WORKERS_GROUP, min=claimed[0][0], max=claimed[-1][0], count=len(claimed) * 2
-            )
-            deliveries = {_text(p["message_id"]): p["times_delivered"] for p in pending}
-            for entry_id, fields in claimed:
-                jobs.append(Job(stream, _text(entry_id), fields.get(b"j", b""), deliveries.get(_text(entry_id), 1)))
-        return jobs
-
-    async def touch(self, held: Iterable[Job]) -> None:
-        """Reset the idle time of the jobs this worker is still working on, so nobody reclaims them."""
-        by_stream: dict[str, list[str]] = {}
-        for job in held:
-            by_stream.setdefault(job.stream, []).append(job.entry_id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for stream, ids in by_stream.items():
-                pipe.xclaim(stream, keys.WORKERS_GROUP, self.consumer, 0, ids, justid=True)
-            await pipe.execute(raise_on_error=False)
-
-    async def finish(self, job: Job, result: bytes = b"", dead_reason: str = "") -> bool:
-        """Acknowledge ``job`` and publish ``result``; with ``dead_reason`` also dead-letter the job.
-        Returns False when another worker already finished the job (nothing is published then)."""
-        crawl, _ = keys.queue_owner(job.stream)
-        done = await self._finish(
-            keys=[job.stream, keys.responses(crawl), keys.dead_letters(crawl), keys.stats(crawl)],
-            args=[keys.WORKERS_GROUP, job.entry_id, result, dead_reason, job.payload if dead_reason else b""],
-        )
-        return bool(done)
-
-    async def release(self, jobs: Iterable[Job], lease_ms: int) -> None:
-        """Hand ``jobs`` back: mark them idle for ``lease_ms`` so the next reclaim takes them at once."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for job in jobs:
-                pipe.xclaim(
-                    job.stream, keys.WORKERS_GROUP, self.consumer, 0, [job.entry_id], idle=lease_ms, justid=True
-                )
-            await pipe.execute(raise_on_error=False)
+        return [(text(entry_id), fields.get(b"r", b"")) for entry_id, fields in entries if fields]
