@@ -53,7 +53,7 @@ AREAS = [
     ("metrics (prometheus_client)", ("prometheus_client/",)),
     ("logging", ("logging/",)),
     ("request argument checks", ("shoal/common/sessions.py",)),
-    ("request records (to_record, from_record)", ("shoal/coordinator/records.py", "shoal/common/meta.py")),
+    ("request records (to_job, from_record)", ("shoal/coordinator/records.py", "shoal/common/meta.py")),
     (
         "queue: script arguments, frontier entries",
         ("shoal/coordinator/queues.py", "shoal/coordinator/frontier.py", "shoal/workers/jobs.py"),

@@ -22,10 +22,10 @@ from protego import Protego
 from redis.asyncio import Redis
 
 from shoal.common import keys
-from shoal.common.messages import FetchJob, FetchResult, MessageError, RequestRecord, decode, encode
+from shoal.common.messages import FetchJob, FetchResult, RequestRecord, decode, encode
 from shoal.common.request import Request
 from shoal.common.response import Headers, body_encoding
-from shoal.coordinator.frontier import Scheduled, frontier_member
+from shoal.coordinator.frontier import Scheduled, domain_and_job, entry
 from shoal.store import scripts
 
 log = logging.getLogger("shoal.robots")
@@ -96,8 +96,7 @@ class RobotsTxt:
         scheme, domain = urlsplit(request.url).scheme, request.domain
         fp = hashlib.sha1(f"robots.txt {domain}".encode()).digest()
         record = RequestRecord(url=f"{scheme}://{domain}/robots.txt", sid=request.sid, fp=fp, robots_txt=True)
-        prefix, tail = frontier_member(PRIORITY, domain, encode(FetchJob(crawl=self.crawl, request=record)))
-        return Scheduled(request.sid, fp, False, prefix, tail)
+        return entry(request.sid, fp, PRIORITY, domain, encode(FetchJob(crawl=self.crawl, request=record)))
 
     def learn(self, result: FetchResult) -> str:
         """Read the robots.txt a worker fetched (a failed fetch or a status but 200 allows everything);
@@ -121,19 +120,19 @@ class RobotsTxt:
         while entries := await self.redis.zrange(held, 0, _RELEASE_BATCH - 1):
             frontiers: dict[str, int] = {}
             args: list[bytes | int] = []
-            for entry in entries:
+            for member in entries:
                 try:
-                    record = decode(entry.split(b"\n", 1)[1], FetchJob).request
-                except (IndexError, MessageError) as e:
+                    record = decode(domain_and_job(member)[1], FetchJob).request
+                except ValueError as e:  # MessageError, or a domain that is not UTF-8
                     log.error("Dropped an unreadable entry of %s: %s", held, e)
-                    args += [entry, -1]
+                    args += [member, -1]
                     continue
                 target = 0
                 if parser.can_fetch(record.url, "*"):
                     target = frontiers.setdefault(keys.frontier(self.crawl, record.sid), len(frontiers) + 3)
                 else:
                     log.info("Request disallowed by robots.txt: %s", record.url)
-                args += [entry, target]
+                args += [member, target]
             await self._release(keys=[held, keys.stats(self.crawl), *frontiers], args=args)
 
     async def count_disallowed(self) -> None:
