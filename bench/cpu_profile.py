@@ -53,8 +53,11 @@ AREAS = [
     ("metrics (prometheus_client)", ("prometheus_client/",)),
     ("logging", ("logging/",)),
     ("request argument checks", ("shoal/common/sessions.py",)),
-    ("request records (to_record, from_record)", ("shoal/coordinator/records.py", "shoal/common/meta.py")),
-    ("queue: script arguments, frontier entries", ("shoal/queue.py",)),
+    ("request records (to_job, from_record)", ("shoal/coordinator/records.py", "shoal/common/meta.py")),
+    (
+        "queue: script arguments, frontier entries",
+        ("shoal/coordinator/queues.py", "shoal/coordinator/frontier.py", "shoal/workers/jobs.py"),
+    ),
     ("stats counting", ("shoal/coordinator/stats.py",)),
     ("Request/Response objects (follow, Request())", ("shoal/common/request.py", "shoal/common/response.py")),
     ("spider callbacks (the user's code)", ("crawl.py", "(<string>")),

@@ -39,8 +39,9 @@ from shoal.common.messages import (
 )
 from shoal.common.request import Request
 from shoal.common.signing import sign
+from shoal.coordinator.frontier import entry
+from shoal.coordinator.queues import CrawlQueues
 from shoal.coordinator.stats import read_stats, stats_from_hash
-from shoal.queue import CrawlQueues, Scheduled, frontier_member
 from shoal.spiders import CrawlStats, ItemList, Spider
 from shoal.spiders.loader import spider_source
 from shoal.spiders.result import check_export_path
@@ -220,8 +221,9 @@ class Crawl:
         for entry_id, failed in await queues.failed():
             record = failed.request
             job = encode(FetchJob(crawl=self.id, request=record))
-            prefix, tail = frontier_member(record.priority, Request(record.url).domain, job)
-            entries.append((entry_id, Scheduled(record.sid, record.fp, True, prefix, tail)))
+            entries.append(
+                (entry_id, entry(record.sid, record.fp, record.priority, Request(record.url).domain, job, True))
+            )
         moved = await queues.requeue(entries)
         if moved and state.decode() in ("finished", "failed"):
             await redis.hdel(keys.state(self.id), "finished", "error")

@@ -38,7 +38,7 @@ from shoal.common.messages import WorkerInfo
 from shoal.common.processes import child_options
 from shoal.coordinator.engine import CrawlEngine
 from shoal.coordinator.lease import Leases
-from shoal.queue import CrawlQueues
+from shoal.coordinator.queues import CrawlQueues
 from shoal.spiders import CrawlResult, CrawlStats, Spider
 from shoal.spiders.loader import crawl_spec, spider_source
 from shoal.spiders.result import check_export_path

@@ -15,7 +15,8 @@ from redis.asyncio import Redis
 from shoal.client import Client
 from shoal.common import keys
 from shoal.common.messages import FailedRequest, FetchJob, RequestRecord, encode
-from shoal.queue import Commit, CrawlQueues, Scheduled, frontier_member
+from shoal.coordinator.frontier import Commit, Scheduled, frontier_member
+from shoal.coordinator.queues import CrawlQueues
 from tests.faulty_site import FaultySite, closed_port
 from tests.test_service import Service, wait_for
 

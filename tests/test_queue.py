@@ -14,8 +14,10 @@ from redis.asyncio import Redis
 
 from shoal.common import keys
 from shoal.common.messages import FetchJob, FetchResult, RequestRecord, decode, encode
-from shoal.queue import Commit, CrawlQueues, JobStreams, Scheduled, frontier_member
+from shoal.coordinator.frontier import Commit, Scheduled, frontier_member
+from shoal.coordinator.queues import CrawlQueues
 from shoal.store.server import RedisServer
+from shoal.workers.jobs import JobStreams
 from shoal.workers.worker import MAX_DELIVERIES, Worker
 from tests.test_crawl import SlowPagesSpider
 

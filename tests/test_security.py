@@ -24,7 +24,7 @@ import shoal
 from shoal.client import Client, SubmissionError
 from shoal.common import keys
 from shoal.coordinator.engine import CrawlEngine
-from shoal.queue import CrawlQueues
+from shoal.coordinator.queues import CrawlQueues
 from shoal.spiders import Response, Spider
 from shoal.store.connection import masked
 from shoal.store.server import RedisServer, TlsFiles, find_redis_server

@@ -33,17 +33,18 @@ from shoal.common.messages import (
 from shoal.common.proxy import proxy_label
 from shoal.common.request import Request
 from shoal.common.response import Response
-from shoal.common.sessions import check_request_kwargs
 from shoal.coordinator.adaptive import AdaptiveStore
 from shoal.coordinator.cache import CACHE_WORKER, ResponseCache
 from shoal.coordinator.escalation import Escalation
+from shoal.coordinator.frontier import Commit, Scheduled
+from shoal.coordinator.queues import CrawlQueues, DispatchResult
 from shoal.coordinator.quotas import Quotas
-from shoal.coordinator.records import from_record, to_record
+from shoal.coordinator.records import from_record
 from shoal.coordinator.robots import RobotsTxt
+from shoal.coordinator.scheduler import Scheduler
 from shoal.coordinator.sessions import SessionStarts
 from shoal.coordinator.stats import DOMAIN_BYTES, FAILED, PROXY, SESSION, STATUS, WORKER, add_counts, read_stats
 from shoal.coordinator.throttle import AutoThrottle, DomainDelays
-from shoal.queue import Commit, CrawlQueues, DispatchResult, Scheduled, frontier_member
 from shoal.spiders import CrawlStats, ItemList, Spider
 from shoal.spiders.spider import CrawlControl
 
@@ -101,6 +102,7 @@ class CrawlEngine:
         self.cache = None
         if spider.development_mode:
             self.cache = ResponseCache(spider.development_cache_dir or f".scrapling_cache/{spider.name}")
+        self.scheduler = Scheduler(crawl, spider, self.escalation, self.robots, self.cache)
         #: The quota that stopped the crawl ("" while none has).
         self.stop_reason = ""
         #: True once ``pause()`` was asked: the run ends, resumable, when nothing is in flight.
@@ -122,41 +124,13 @@ class CrawlEngine:
         domain = request.domain.rsplit(":", 1)[0] if request.domain.count(":") == 1 else request.domain
         return any(domain == allowed or domain.endswith("." + allowed) for allowed in self._allowed)
 
-    def _schedule(self, request: Request, escalated: bool = False) -> list[Scheduled]:
-        """Normalize, validate and encode ``request`` for the frontier (or where else it goes: the replay
-        set when the response cache has it; with robots.txt, held with the domain's robots.txt request,
-        or disallowed); raises on a bad request."""
-        if not request.sid:
-            request.sid = self.sessions.default_session_id
-        if self.escalation and not escalated:
-            self.escalation.route(request)
-        if request.sid not in self.sessions:
-            raise ValueError(
-                f"{request!r} names sid '{request.sid}', which no session has "
-                f"(sessions: {', '.join(self.sessions.session_ids)})"
-            )
-        check_request_kwargs(
-            self.sessions.get(request.sid).kind, request.session_kwargs, where=f"Request to sid '{request.sid}'"
-        )
-        _check_url(request)
-        spider = self.spider
-        fp = request.update_fingerprint(spider.fp_include_kwargs, spider.fp_include_headers, spider.fp_keep_fragments)
-        record = to_record(request, spider, fp)
-        record.escalated = escalated
-        job = encode(FetchJob(crawl=self.crawl, request=record))
-        prefix, tail = frontier_member(request.priority, request.domain, job)
-        if self.cache is not None and self.cache.has(fp):  # cached when robots.txt, if obeyed, allowed it
-            return [Scheduled(request.sid, fp, request.dont_filter, prefix, tail, keys.replay(self.crawl))]
-        scheduled = Scheduled(request.sid, fp, request.dont_filter, prefix, tail)
-        return self.robots.route(request, scheduled) if self.robots else [scheduled]
-
     async def _seed(self) -> None:
         batch: list[Scheduled] = []
         stats: dict[str, int] = {}
         requests = self.spider.start_requests()
         async for request in requests:
             try:
-                batch += self._schedule(request)
+                batch += self.scheduler.schedule(request)
             except (ValueError, TypeError) as e:
                 _count_failed(stats, "rejected")
                 await self._spider_error(request, e, yielded_by=requests)
@@ -192,7 +166,7 @@ class CrawlEngine:
                         self.log.debug("Filtered offsite request to: %s", result.url)
                         continue
                     try:
-                        requests += self._schedule(result)
+                        requests += self.scheduler.schedule(result)
                     except (ValueError, TypeError) as e:
                         _count_failed(stats, "rejected")
                         await self._spider_error(result, e, yielded_by=results)
@@ -257,7 +231,7 @@ class CrawlEngine:
         else:
             retry = await self.spider.retry_blocked_request(retry, response)
         try:
-            commit.requests = self._schedule(retry, escalated)
+            commit.requests = self.scheduler.schedule(retry, escalated)
         except (ValueError, TypeError) as e:
             _count_failed(stats, "rejected")
             await self._spider_error(retry, e)
@@ -617,18 +591,6 @@ def _json_error(item: dict[str, Any], error: TypeError) -> str:
         except TypeError as e:
             return f"its key {key!r} holds a value that cannot be written as JSON ({e})"
     return str(error)
-
-
-def _check_url(request: Request) -> None:
-    """Raise ValueError naming the URL unless it is an http(s) URL with a host."""
-    if not request.url.startswith(("http://", "https://")):
-        raise ValueError(f"{request!r}: only http:// and https:// URLs can be fetched")
-    try:
-        domain = request.domain
-    except ValueError as e:
-        raise ValueError(f"{request!r}: not a valid URL ({e})") from None
-    if not domain:
-        raise ValueError(f"{request!r}: the URL has no host")
 
 
 def _domain(url: str) -> str:

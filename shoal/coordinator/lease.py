@@ -12,26 +12,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoal.common import keys
+from shoal.store import scripts
 
 log = logging.getLogger("shoal.lease")
 
 #: A lease lives this long unless renewed; its owner renews it every RENEW_S seconds.
 LEASE_MS = 6000
 RENEW_S = 2.0
-
-_RENEW = """
-local owner = redis.call('GET', KEYS[1])
-if owner == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-if not owner then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class Leases:
@@ -40,8 +27,8 @@ class Leases:
     def __init__(self, redis: Redis, owner: str) -> None:
         self.redis = redis
         self.owner = owner
-        self._renew = redis.register_script(_RENEW)
-        self._release = redis.register_script(_RELEASE)
+        self._renew = scripts.register(redis, "lease_renew")
+        self._release = scripts.register(redis, "lease_release")
 
     async def claim(self, crawl: str) -> bool:
         """Take ``crawl`` if nobody holds it."""

@@ -1,11 +1,11 @@
-"""Converting between the Requests a spider yields and the RequestRecords that travel through Redis."""
+"""Converting between the Requests a spider yields and the FetchJobs and RequestRecords that travel through Redis."""
 
 from io import BytesIO
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from shoal.common.messages import RequestRecord, plain
+from shoal.common.messages import FetchJob, RequestRecord, encode, plain
 from shoal.common.meta import from_wire, to_wire
 from shoal.common.names import checked_method_name, method_name
 from shoal.common.request import Request
@@ -14,6 +14,7 @@ from shoal.common.sessions import CALLABLE_ARGS
 if TYPE_CHECKING:
     from shoal.spiders import Spider
 
+#: Says whether request arguments can travel, once encoding their FetchJob failed.
 _check = msgspec.msgpack.Encoder(enc_hook=plain)
 
 
@@ -27,8 +28,9 @@ def _portable(spider: "Spider", key: str, value: Any) -> Any:
     return value
 
 
-def to_record(request: Request, spider: "Spider", fp: bytes = b"") -> RequestRecord:
-    """The RequestRecord of ``request``: callbacks and callables by name, values checked to be portable."""
+def to_job(crawl: str, request: Request, spider: "Spider", fp: bytes = b"", escalated: bool = False) -> bytes:
+    """The FetchJob of ``request`` in crawl ``crawl``, encoded: callbacks and callables by name, values checked
+    to be portable (a TypeError naming the request when its meta or its request arguments cannot travel)."""
     try:
         kwargs = {key: _portable(spider, key, value) for key, value in request.session_kwargs.items()}
     except ValueError as e:
@@ -38,11 +40,7 @@ def to_record(request: Request, spider: "Spider", fp: bytes = b"") -> RequestRec
         meta = to_wire(request.meta)
     except TypeError as e:
         raise TypeError(f"{request!r}: {e}") from None
-    try:
-        _check.encode(kwargs)
-    except (TypeError, OverflowError) as e:
-        raise TypeError(f"{request!r}: its request arguments cannot travel through Redis: {e}") from None
-    return RequestRecord(
+    record = RequestRecord(
         url=request.url,
         sid=request.sid,
         callback=callback,
@@ -52,7 +50,16 @@ def to_record(request: Request, spider: "Spider", fp: bytes = b"") -> RequestRec
         kwargs=kwargs,
         retries=request.retry_count,
         fp=fp,
+        escalated=escalated,
     )
+    try:
+        return encode(FetchJob(crawl=crawl, request=record))
+    except (TypeError, OverflowError):
+        try:  # meta went through to_wire: what cannot travel is in the request arguments, unless they can
+            _check.encode(kwargs)
+        except (TypeError, OverflowError) as error:
+            raise TypeError(f"{request!r}: its request arguments cannot travel through Redis: {error}") from None
+        raise
 
 
 def from_record(record: RequestRecord, spider: "Spider") -> Request:

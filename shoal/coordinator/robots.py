@@ -22,10 +22,11 @@ from protego import Protego
 from redis.asyncio import Redis
 
 from shoal.common import keys
-from shoal.common.messages import FetchJob, FetchResult, MessageError, RequestRecord, decode, encode
+from shoal.common.messages import FetchJob, FetchResult, RequestRecord, decode, encode
 from shoal.common.request import Request
 from shoal.common.response import Headers, body_encoding
-from shoal.queue import Scheduled, frontier_member
+from shoal.coordinator.frontier import Scheduled, domain_and_job, entry
+from shoal.store import scripts
 
 log = logging.getLogger("shoal.robots")
 
@@ -34,34 +35,6 @@ PRIORITY = 2**63 - 1
 #: Only this much of a robots.txt is read (RFC 9309 asks crawlers to parse at least 500 KiB).
 MAX_BYTES = 500 * 1024
 _RELEASE_BATCH = 500
-
-#: Move held frontier entries to their frontiers. KEYS: the held set, the stats hash, then frontiers;
-#: ARGV: pairs of (entry, index of its frontier in KEYS; 0: disallowed, counted; -1: unreadable, dropped).
-RELEASE = """
-local disallowed = 0
-for i = 1, #ARGV, 2 do
-  if redis.call('ZREM', KEYS[1], ARGV[i]) == 1 then
-    local target = tonumber(ARGV[i + 1])
-    if target > 0 then
-      redis.call('ZADD', KEYS[target], 0, ARGV[i])
-    elseif target == 0 then
-      disallowed = disallowed + 1
-    end
-  end
-end
-if disallowed > 0 then redis.call('HINCRBY', KEYS[2], 'robots_disallowed_count', disallowed) end
-return disallowed
-"""
-
-#: Count the URLs found disallowed since the last call into the stats, and forget them.
-COUNT_DISALLOWED = """
-local n = redis.call('ZCARD', KEYS[1])
-if n > 0 then
-  redis.call('DEL', KEYS[1])
-  redis.call('HINCRBY', KEYS[2], 'robots_disallowed_count', n)
-end
-return n
-"""
 
 
 def _parse(domain: str, text: str) -> Protego:
@@ -82,8 +55,8 @@ class RobotsTxt:
         self._texts: dict[str, str] = {}
         self._requested: set[str] = set()
         self._disallowed = True  # entries a previous coordinator left uncounted are counted first
-        self._release = redis.register_script(RELEASE)
-        self._count_disallowed = redis.register_script(COUNT_DISALLOWED)
+        self._release = scripts.register(redis, "robots_release")
+        self._count_disallowed = scripts.register(redis, "robots_count_disallowed")
 
     async def load(self) -> dict[str, float]:
         """Read the robots.txt files already fetched for this crawl (when resuming or taking it over);
@@ -123,8 +96,7 @@ class RobotsTxt:
         scheme, domain = urlsplit(request.url).scheme, request.domain
         fp = hashlib.sha1(f"robots.txt {domain}".encode()).digest()
         record = RequestRecord(url=f"{scheme}://{domain}/robots.txt", sid=request.sid, fp=fp, robots_txt=True)
-        prefix, tail = frontier_member(PRIORITY, domain, encode(FetchJob(crawl=self.crawl, request=record)))
-        return Scheduled(request.sid, fp, False, prefix, tail)
+        return entry(request.sid, fp, PRIORITY, domain, encode(FetchJob(crawl=self.crawl, request=record)))
 
     def learn(self, result: FetchResult) -> str:
         """Read the robots.txt a worker fetched (a failed fetch or a status but 200 allows everything);
@@ -148,19 +120,19 @@ class RobotsTxt:
         while entries := await self.redis.zrange(held, 0, _RELEASE_BATCH - 1):
             frontiers: dict[str, int] = {}
             args: list[bytes | int] = []
-            for entry in entries:
+            for member in entries:
                 try:
-                    record = decode(entry.split(b"\n", 1)[1], FetchJob).request
-                except (IndexError, MessageError) as e:
+                    record = decode(domain_and_job(member)[1], FetchJob).request
+                except ValueError as e:  # MessageError, or a domain that is not UTF-8
                     log.error("Dropped an unreadable entry of %s: %s", held, e)
-                    args += [entry, -1]
+                    args += [member, -1]
                     continue
                 target = 0
                 if parser.can_fetch(record.url, "*"):
                     target = frontiers.setdefault(keys.frontier(self.crawl, record.sid), len(frontiers) + 3)
                 else:
                     log.info("Request disallowed by robots.txt: %s", record.url)
-                args += [entry, target]
+                args += [member, target]
             await self._release(keys=[held, keys.stats(self.crawl), *frontiers], args=args)
 
     async def count_disallowed(self) -> None:

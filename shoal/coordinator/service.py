@@ -30,7 +30,7 @@ from shoal.common.messages import ARQ_SERIALIZERS, CoordinatorInfo, MessageError
 from shoal.common.signing import verify
 from shoal.coordinator.engine import CrawlCancelled, CrawlEngine, CrawlStateLost
 from shoal.coordinator.lease import RENEW_S, Leases
-from shoal.queue import CrawlQueues
+from shoal.coordinator.queues import CrawlQueues
 from shoal.spiders import SessionConfigurationError, Spider
 from shoal.spiders.loader import crawl_spec, describe_error, load_spider
 from shoal.store.connection import connection_pool, masked

@@ -18,25 +18,12 @@ from typing import TYPE_CHECKING
 from redis.asyncio import Redis
 
 from shoal.common import keys
+from shoal.store import scripts
 
 if TYPE_CHECKING:
     from shoal.spiders import Spider
 
 BLOCK_BACKOFF_FACTOR = 2.0
-
-#: Store domains' delays (KEYS[1]); for a domain that refused a request, push its next dispatch (KEYS[2],
-#: on the dispatch clock) to a whole delay from now. ARGV: triples (domain, delay in ms, refused 0/1).
-STORE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-for i = 1, #ARGV, 3 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  local at = now + tonumber(ARGV[i + 1])
-  if ARGV[i + 2] == '1' and at > tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0') then
-    redis.call('HSET', KEYS[2], ARGV[i], at)
-  end
-end
-"""
 
 
 def retry_after(headers: Iterable[tuple[str, str]]) -> float | None:
@@ -110,7 +97,7 @@ class DomainDelays:
         self._robots: dict[str, float] = {}
         self._delays: dict[str, float] = {}
         self._changed: dict[str, bool] = {}  # domain -> it refused a request
-        self._store = redis.register_script(STORE)
+        self._store = scripts.register(redis, "domain_delays")
 
     @property
     def default_ms(self) -> int:

@@ -131,3 +131,8 @@ def connection_pool(url: str, *, retries: int = 0, reach_within: float | None = 
     timeout = {} if reach_within is None else {"socket_connect_timeout": reach_within}
     # retry_on_error too: without it a command that fails on an open connection is not retried
     return ConnectionPool.from_url(url, retry=retry, retry_on_error=list(_UNREACHABLE), **timeout)
+
+
+def text(value: bytes | str) -> str:
+    """A Redis reply (bytes, unless the client decodes replies) as str."""
+    return value.decode() if isinstance(value, bytes) else value
