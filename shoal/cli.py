@@ -20,7 +20,8 @@ from redis.exceptions import AuthenticationError, RedisError
 from rich.console import Console
 from rich.live import Live
 
-from shoal import __version__, views
+from shoal import views
+from shoal.common.version import __version__
 
 #: ``shoal run`` lists at most this many failed requests when its Redis was private.
 _FAILED_SHOWN = 20

@@ -20,7 +20,6 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shoal import __version__
 from shoal.common import keys
 from shoal.common.messages import (
     CrawlSpec,
@@ -35,6 +34,7 @@ from shoal.common.messages import (
 )
 from shoal.common.names import resolve_method
 from shoal.common.sessions import session_defaults
+from shoal.common.version import __version__
 from shoal.metrics import WorkerMetrics
 from shoal.queue import Job, JobStreams
 from shoal.spiders.loader import bare_spider, find_spider_class, load_module
