@@ -239,7 +239,7 @@ def worker(args: argparse.Namespace) -> int:
     """``shoal worker``: serve one session kind's job streams until SIGTERM or Ctrl+C."""
     from redis.asyncio import Redis
 
-    from shoal.metrics import serve
+    from shoal.common.metrics import serve
     from shoal.workers.worker import Worker
 
     def make(url: str) -> Worker:
@@ -266,14 +266,15 @@ class _CoordinatorProcess:
     async def run(self, stop: asyncio.Event) -> None:
         from prometheus_client import CollectorRegistry
 
-        from shoal.metrics import ServiceCollector, follow_service, serve
+        from shoal.common.metrics import serve
+        from shoal.coordinator.metrics import ServiceCollector
 
         follower = None
         if self.metrics_port:
             collector, registry = ServiceCollector(), CollectorRegistry()
             registry.register(collector)
             serve(registry, self.metrics_port)
-            follower = asyncio.create_task(follow_service(collector, self.url))
+            follower = asyncio.create_task(self._follow(collector))
         if self.dashboard:
             await self.dashboard.start()
         try:
@@ -283,6 +284,14 @@ class _CoordinatorProcess:
                 follower.cancel()
             if self.dashboard:
                 await self.dashboard.stop()
+
+    async def _follow(self, collector: Any) -> None:
+        """Refresh the metrics' snapshot through a client of the service (it rides out Redis restarts)."""
+        from shoal.client import Client
+        from shoal.coordinator.metrics import follow_service
+
+        async with Client(self.url) as client:
+            await follow_service(collector, client.redis)
 
 
 def _dashboard(args: argparse.Namespace, host: str, port: int) -> Any:

@@ -20,9 +20,10 @@ import yaml
 from compose_spec import PyCompose
 
 from shoal.cli import parser
-from shoal.client import Client, CrawlStatus, SidStatus
+from shoal.client import Client
+from shoal.coordinator.metrics import ServiceCollector
+from shoal.coordinator.status import CrawlStatus, SidStatus
 from shoal.demo.site import ShopSite, start_site
-from shoal.metrics import ServiceCollector
 from tests.pool_spiders import PoolsSpider
 
 ROOT = Path(__file__).parent.parent

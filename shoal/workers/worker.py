@@ -35,11 +35,11 @@ from shoal.common.messages import (
 from shoal.common.names import resolve_method
 from shoal.common.sessions import session_defaults
 from shoal.common.version import __version__
-from shoal.metrics import WorkerMetrics
 from shoal.queue import Job, JobStreams
 from shoal.spiders.loader import bare_spider, find_spider_class, load_module
 from shoal.store.specs import SpecError, load_spec, shared_secret
 from shoal.workers.memory import tree_memory
+from shoal.workers.metrics import WorkerMetrics
 from shoal.workers.proxies import ProxyRotation
 
 log = logging.getLogger("shoal.worker")
