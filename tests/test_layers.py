@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 #: The one upward import: Spider.start() and Spider.stream() are Scrapling's way to run a crawl on this
 #: machine, so those two methods call the local runner (inside the methods, when they run).
-ALLOWED = {("spiders/spider.py", "shoal.local")}
+ALLOWED = {("spiders/spider.py", "shoal.local.run")}
 RANK = {component: rank for rank, layer in enumerate(LAYERS) for component in layer}
 
 

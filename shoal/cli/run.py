@@ -47,7 +47,7 @@ def output_ok(output: str | None) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     """``shoal run``: crawl with the spider in a file, on this machine."""
-    from shoal.local import LocalOptions, run_spider
+    from shoal.local.run import LocalOptions, run_spider
     from shoal.spiders import SessionConfigurationError
     from shoal.spiders.loader import create_spider, describe_error, load_spider_file
 

@@ -10,7 +10,7 @@ from rich.text import Text
 if TYPE_CHECKING:  # for annotations only: `shoal health` imports this module and must stay quick
     from shoal.common.messages import FailedRequest
     from shoal.coordinator.status import CrawlStatus, WorkerStatus
-    from shoal.local import Progress
+    from shoal.local.run import Progress
 
 
 def _age(seconds: float) -> str:
