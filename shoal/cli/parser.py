@@ -199,54 +199,49 @@ def _items(commands: Commands, shared: Shared) -> None:
     p.set_defaults(func=watch.items)
 
 
-def _pause_resume_cancel(commands: Commands, shared: Shared) -> None:
-    for action, text in (
-        ("pause", "stop dispatching a crawl's requests; those in flight finish, nothing is lost"),
-        ("resume", "dispatch the requests of a paused crawl again"),
-        ("cancel", "end a crawl now: nothing more is dispatched, and its state says cancelled"),
+def _one_crawl(commands: Commands, shared: Shared) -> None:
+    """The commands on one CRAWL: pause, resume, cancel, delete, failed, retry."""
+    for name, func, text, more in (
+        (
+            "pause",
+            control.crawl_action("pause"),
+            "pause a crawl",
+            "Stop dispatching a crawl's requests; those in flight finish, nothing is lost.",
+        ),
+        ("resume", control.crawl_action("resume"), "resume a crawl", "Dispatch the requests of a paused crawl again."),
+        (
+            "cancel",
+            control.crawl_action("cancel"),
+            "cancel a crawl",
+            "End a crawl now: nothing more is dispatched, and its state says cancelled.",
+        ),
+        (
+            "delete",
+            control.delete,
+            "delete an ended crawl: its items, stats and state",
+            "Remove an ended (finished, failed or cancelled) crawl's items, stats, failed requests and state from "
+            "Redis now, instead of at the end of their retention. A running or paused crawl is refused: cancel "
+            "it first.",
+        ),
+        (
+            "failed",
+            watch.failed,
+            "a crawl's failed requests, with their errors",
+            "List a crawl's requests whose fetch failed after their retries: when, the kind of error (timeout, "
+            "dns, connection ...), sid, URL and message (--json: a JSON line each).",
+        ),
+        (
+            "retry",
+            control.retry,
+            "re-queue a crawl's failed requests (runs it again)",
+            "Put a crawl's failed requests back in their frontiers; a crawl that had ended runs again on a "
+            "coordinator of the service.",
+        ),
     ):
-        p = commands.add_parser(
-            action, parents=[shared.service], help=f"{action} a crawl", description=text[0].upper() + text[1:] + "."
-        )
+        parents = [shared.service, shared.as_json] if name == "failed" else [shared.service]
+        p = commands.add_parser(name, parents=parents, help=text, description=more)
         p.add_argument("crawl", metavar="CRAWL", help=CRAWL_HELP)
-        p.set_defaults(func=control.crawl_action(action))
-
-
-def _delete(commands: Commands, shared: Shared) -> None:
-    p = commands.add_parser(
-        "delete",
-        parents=[shared.service],
-        help="delete an ended crawl: its items, stats and state",
-        description="Remove an ended (finished, failed or cancelled) crawl's items, stats, failed requests and "
-        "state from Redis now, instead of at the end of their retention. A running or paused crawl is refused: "
-        "cancel it first.",
-    )
-    p.add_argument("crawl", metavar="CRAWL", help=CRAWL_HELP)
-    p.set_defaults(func=control.delete)
-
-
-def _failed(commands: Commands, shared: Shared) -> None:
-    p = commands.add_parser(
-        "failed",
-        parents=[shared.service, shared.as_json],
-        help="a crawl's failed requests, with their errors",
-        description="List a crawl's requests whose fetch failed after their retries: when, the kind of error "
-        "(timeout, dns, connection ...), sid, URL and message (--json: a JSON line each).",
-    )
-    p.add_argument("crawl", metavar="CRAWL", help=CRAWL_HELP)
-    p.set_defaults(func=watch.failed)
-
-
-def _retry(commands: Commands, shared: Shared) -> None:
-    p = commands.add_parser(
-        "retry",
-        parents=[shared.service],
-        help="re-queue a crawl's failed requests (runs it again)",
-        description="Put a crawl's failed requests back in their frontiers; a crawl that had ended runs again "
-        "on a coordinator of the service.",
-    )
-    p.add_argument("crawl", metavar="CRAWL", help=CRAWL_HELP)
-    p.set_defaults(func=control.retry)
+        p.set_defaults(func=func)
 
 
 def _workers(commands: Commands, shared: Shared) -> None:
@@ -298,10 +293,7 @@ COMMANDS = (
     _status,
     _top,
     _items,
-    _pause_resume_cancel,
-    _delete,
-    _failed,
-    _retry,
+    _one_crawl,
     _workers,
     _dashboard,
     _health,

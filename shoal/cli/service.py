@@ -8,11 +8,14 @@ import logging
 import signal
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import AuthenticationError, RedisError
 
 from shoal.cli.terminal import error, log_to_console
+
+if TYPE_CHECKING:  # annotations only: `shoal health` imports this module and must stay quick
+    from shoal.coordinator.metrics import ServiceCollector
 
 
 def _serve(make: Callable[[str], Any], args: argparse.Namespace) -> int:
@@ -122,7 +125,7 @@ class _CoordinatorProcess:
             if self.dashboard:
                 await self.dashboard.stop()
 
-    async def _follow(self, collector: Any) -> None:
+    async def _follow(self, collector: "ServiceCollector") -> None:
         """Refresh the metrics' snapshot through a client of the service (it rides out Redis restarts)."""
         from shoal.client import Client
         from shoal.coordinator.metrics import follow_service
