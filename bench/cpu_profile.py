@@ -61,7 +61,7 @@ AREAS = [
     ("stats counting", ("shoal/coordinator/stats.py",)),
     ("Request/Response objects (follow, Request())", ("shoal/common/request.py", "shoal/common/response.py")),
     ("spider callbacks (the user's code)", ("crawl.py", "(<string>")),
-    ("shoal: coordinator engine, other", ("shoal/coordinator/", "shoal/local.py", "shoal/spiders/")),
+    ("shoal: coordinator engine, other", ("shoal/coordinator/", "shoal/local/", "shoal/spiders/")),
     ("shoal: worker loop, HttpSession", ("shoal/workers/",)),
     ("event loop (asyncio, uvloop)", ("asyncio/", "uvloop", "Runner.run")),
 ]

@@ -16,24 +16,20 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
 from arq.connections import ArqRedis
-from redis.exceptions import ResponseError
 
 from shoal.common import keys
 from shoal.common.messages import (
     ARQ_SERIALIZERS,
     CoordinatorInfo,
-    CrawlSpec,
     FailedRequest,
     FetchJob,
-    MessageError,
     Submission,
-    WorkerInfo,
     decode,
     encode,
 )
@@ -41,7 +37,17 @@ from shoal.common.request import Request
 from shoal.common.signing import sign
 from shoal.coordinator.frontier import entry
 from shoal.coordinator.queues import CrawlQueues
-from shoal.coordinator.stats import read_stats, stats_from_hash
+from shoal.coordinator.stats import read_stats
+from shoal.coordinator.status import (
+    ENDED,
+    MALFORMED,
+    CrawlStatus,
+    SidStatus,
+    WorkerStatus,
+    read_crawl,
+    read_crawls,
+    read_workers,
+)
 from shoal.spiders import CrawlStats, ItemList, Spider
 from shoal.spiders.loader import spider_source
 from shoal.spiders.result import check_export_path
@@ -49,14 +55,10 @@ from shoal.store import heartbeats
 from shoal.store.connection import connection_pool
 from shoal.store.specs import shared_secret
 
-#: States after which a crawl does nothing more.
-ENDED = ("finished", "failed", "cancelled")
 #: How often a command is retried while Redis is unreachable (about 9 s in all: a restart is ridden out).
 RETRIES = 8
 #: A Redis that never answered is given up after this many seconds (RedisUnreachable says what to check).
 REACH_WITHIN_S = 2.0
-#: What decoding a malformed record from Redis raises.
-MALFORMED = (MessageError, msgspec.DecodeError)
 
 
 class SubmissionError(Exception):
@@ -68,39 +70,6 @@ class CrawlFailed(Exception):
 
 
 @dataclass
-class SidStatus:
-    """Where one sid's work stands: waiting in the frontier, queued for its pool, in flight."""
-
-    sid: str
-    kind: str
-    frontier: int
-    queued: int
-    inflight: int
-    workers: int  # live workers serving this sid
-    pages: int
-    pages_per_second: float
-
-
-@dataclass
-class CrawlStatus:
-    """A crawl at a glance."""
-
-    crawl: str
-    spider: str
-    state: str
-    owner: str  # the coordinator holding its lease ("" when none)
-    pages: int = 0
-    items: int = 0
-    errors: int = 0
-    pages_per_second: float = 0.0
-    started: float = 0.0
-    finished: float = 0.0
-    error: str = ""
-    stop_reason: str = ""  # the quota that stopped it, if one did
-    sids: dict[str, SidStatus] = field(default_factory=dict)
-
-
-@dataclass
 class CrawlError:
     """A request of a crawl that failed for good: when (seconds since the epoch), which, and why."""
 
@@ -108,17 +77,6 @@ class CrawlError:
     url: str
     sid: str
     reason: str
-
-
-@dataclass
-class WorkerStatus:
-    """A registered worker and whether its heartbeat is recent."""
-
-    info: WorkerInfo
-    alive: bool
-
-    def serves(self, kind: str, sid: str) -> bool:
-        return self.alive and self.info.kind == kind and (not self.info.sids or sid in self.info.sids)
 
 
 class Crawl:
@@ -136,7 +94,7 @@ class Crawl:
         """The crawl's state, counts and per-sid queues; raises LookupError for an unknown crawl, and
         CrawlFailed for one this handle saw before and Redis no longer has."""
         try:
-            status = await self.client._status(self.id, await self.client.workers())
+            status = await read_crawl(self.client.redis, self.id, await self.client.workers())
         except LookupError:
             if self._seen:
                 raise CrawlFailed(f"Redis lost crawl {self.id}'s state (restarted without persistence?)") from None
@@ -365,44 +323,13 @@ class Client:
 
     async def crawls(self) -> list[CrawlStatus]:
         """Every crawl this Redis knows, newest first."""
-        workers = await self.workers()
-        found = []
-        for raw in await self.redis.smembers(keys.CRAWLS):
-            try:
-                found.append(await self._status(raw.decode(), workers))
-            except LookupError:
-                continue  # its keys expired
-        return sorted(found, key=lambda status: status.started, reverse=True)
+        return await read_crawls(self.redis)
 
     async def workers(self) -> list[WorkerStatus]:
         """Every registered worker, alive or not (a dead one crashed, saying why in ``info.stopped``, or
         stopped sending heartbeats). A dead worker's ``info.held`` counts the jobs it still holds in Redis:
         0 once live workers took them over."""
-        records = await heartbeats.read(self.redis, keys.WORKERS, WorkerInfo)
-        found = [WorkerStatus(info, alive) for info, alive in records]
-        if any(not worker.alive for worker in found):
-            held = await self._pending_by_consumer()
-            for worker in found:
-                if not worker.alive:
-                    worker.info.held = held.get(worker.info.id, 0)
-        return sorted(found, key=lambda w: (w.info.kind, w.info.id))
-
-    async def _pending_by_consumer(self) -> dict[str, int]:
-        """Jobs delivered and not yet acknowledged, per worker, over every registered job stream."""
-        try:
-            streams = await self.redis.hkeys(keys.QUEUES)
-        except ResponseError:  # not a hash (someone wrote over it): no streams to count
-            return {}
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for stream in streams:
-                pipe.xpending(stream, keys.WORKERS_GROUP)
-            replies = await pipe.execute(raise_on_error=False)
-        held: dict[str, int] = {}
-        for reply in replies:
-            for consumer in reply.get("consumers", ()) if isinstance(reply, dict) else ():  # a stream gone: none
-                name = consumer["name"].decode() if isinstance(consumer["name"], bytes) else consumer["name"]
-                held[name] = held.get(name, 0) + int(consumer["pending"])
-        return held
+        return await read_workers(self.redis)
 
     async def coordinators(self) -> list[tuple[CoordinatorInfo, bool]]:
         """Every registered coordinator with whether its heartbeat is recent."""
@@ -411,55 +338,3 @@ class Client:
     async def queues(self) -> list[SidStatus]:
         """Every sid of every running or paused crawl, with its queue depths and live workers."""
         return [sid for crawl in await self.crawls() if crawl.state not in ENDED for sid in crawl.sids.values()]
-
-    async def _status(self, crawl: str, workers: list[WorkerStatus]) -> CrawlStatus:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(keys.state(crawl))
-            pipe.get(keys.spec(crawl))
-            pipe.hgetall(keys.stats(crawl))
-            pipe.hgetall(keys.inflight(crawl))
-            pipe.get(keys.lease(crawl))
-            state, raw_spec, raw_stats, inflight, owner = await pipe.execute()
-        if not state:
-            raise LookupError(f"no crawl {crawl!r}")
-        text = {k.decode(): v.decode() for k, v in state.items() if k != b"signature"}
-        stats = stats_from_hash(raw_stats)
-        started = float(text.get("started", 0) or 0)
-        end = float(text.get("finished", 0) or 0) or time.time()
-        elapsed = max(end - started, 1e-9) if started else 0.0
-        status = CrawlStatus(
-            crawl=crawl,
-            spider=text.get("spider", ""),
-            state=text.get("state", ""),
-            owner=owner.decode() if owner else "",
-            pages=stats.requests_count,
-            items=stats.items_scraped,
-            errors=stats.failed_requests_count,
-            pages_per_second=stats.requests_count / elapsed if elapsed else 0.0,
-            started=started,
-            finished=float(text.get("finished", 0) or 0),
-            error=text.get("error", ""),
-            stop_reason=text.get("stop_reason", ""),
-        )
-        if raw_spec is None:
-            return status
-        with contextlib.suppress(*MALFORMED):  # a record that does not decode is skipped
-            sessions = decode(raw_spec, CrawlSpec).sessions
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for sid in sessions:
-                    pipe.zcard(keys.frontier(crawl, sid))
-                    pipe.xlen(keys.queue(crawl, sid))
-                depths = await pipe.execute()
-            for i, (sid, config) in enumerate(sessions.items()):
-                pages = stats.sessions_requests_count.get(sid, 0)
-                status.sids[sid] = SidStatus(
-                    sid=sid,
-                    kind=config.kind,
-                    frontier=depths[2 * i],
-                    queued=depths[2 * i + 1],
-                    inflight=int(inflight.get(sid.encode(), 0)),
-                    workers=sum(worker.serves(config.kind, sid) for worker in workers),
-                    pages=pages,
-                    pages_per_second=pages / elapsed if elapsed else 0.0,
-                )
-        return status

@@ -19,10 +19,11 @@ import redis
 import yaml
 from compose_spec import PyCompose
 
-from shoal.cli import parser
-from shoal.client import Client, CrawlStatus, SidStatus
+from shoal.cli.parser import build_parser
+from shoal.client import Client
+from shoal.coordinator.metrics import ServiceCollector
+from shoal.coordinator.status import CrawlStatus, SidStatus
 from shoal.demo.site import ShopSite, start_site
-from shoal.metrics import ServiceCollector
 from tests.pool_spiders import PoolsSpider
 
 ROOT = Path(__file__).parent.parent
@@ -65,7 +66,7 @@ def _seconds(duration: str) -> float:
 
 def _shoal_command(args: list[str]):
     """Parse ``args`` as shoal's CLI would: a command our CLI does not accept fails the test."""
-    return parser().parse_args(args)
+    return build_parser().parse_args(args)
 
 
 def test_the_compose_file_is_valid_and_every_pool_scales_on_its_own():

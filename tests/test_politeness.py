@@ -20,7 +20,7 @@ from shoal.common import keys
 from shoal.coordinator.engine import CrawlEngine
 from shoal.coordinator.throttle import AutoThrottle, retry_after
 from shoal.fetchers import AsyncDynamicSession, FetcherSession
-from shoal.local import WorkerProcesses
+from shoal.local.supervisor import WorkerProcesses
 from shoal.spiders import Response, Spider
 from shoal.spiders.loader import crawl_spec, spider_source
 from shoal.store.specs import shared_secret, store_spec

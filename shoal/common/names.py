@@ -3,13 +3,10 @@ and a misspelled name gets a hint."""
 
 import difflib
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from shoal.spiders import Spider
+from typing import Any
 
 
-def method_name(spider: "Spider", value: Callable[..., Any], what: str) -> str:
+def method_name(spider: object, value: Callable[..., Any], what: str) -> str:
     """The name under which ``value`` is a method of ``spider``; ValueError when it is not one."""
     name = getattr(value, "__name__", "")
     bound = getattr(spider, name, None) if name and not name.startswith("<") else None
@@ -18,7 +15,7 @@ def method_name(spider: "Spider", value: Callable[..., Any], what: str) -> str:
     return name
 
 
-def resolve_method(spider: "Spider", name: str, what: str) -> Callable[..., Any]:
+def resolve_method(spider: object, name: str, what: str) -> Callable[..., Any]:
     """The method ``name`` of ``spider``; LookupError naming ``what`` when the spider has none."""
     method = getattr(spider, name, None) if not name.startswith("_") else None
     if not callable(method):
@@ -26,7 +23,7 @@ def resolve_method(spider: "Spider", name: str, what: str) -> Callable[..., Any]
     return method
 
 
-def checked_method_name(spider: "Spider", name: str, what: str) -> str:
+def checked_method_name(spider: object, name: str, what: str) -> str:
     """``name`` when it names a method of ``spider``; ValueError naming ``what`` when it does not."""
     try:
         resolve_method(spider, name, what)

@@ -6,11 +6,10 @@ must be a spider method: it travels to the workers by name, and the workers of a
 """
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
-if TYPE_CHECKING:
-    from shoal.spiders import Spider
+from shoal.common.names import method_name
 
 Proxy = str | dict[str, str]
 #: The name a ProxyRotator without a strategy travels under.
@@ -52,10 +51,8 @@ class ProxyRotator:
         proxy, self._index = (self.strategy or cyclic_rotation)(self.proxies, self._index)
         return proxy
 
-    def to_wire(self, spider: "Spider") -> dict[str, Any]:
+    def to_wire(self, spider: object) -> dict[str, Any]:
         """The rotator as it travels through Redis: proxies, and the strategy by spider method name."""
-        from shoal.common.names import method_name
-
         strategy = method_name(spider, self.strategy, "ProxyRotator strategy") if self.strategy else CYCLIC
         return {"proxies": self.proxies, "strategy": strategy}
 

@@ -5,17 +5,14 @@ live sessions from them. Each argument table below lists the argument, its type 
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlparse
 
 import msgspec
 
-from shoal.common.names import did_you_mean
+from shoal.common.names import checked_method_name, did_you_mean, method_name
 from shoal.common.proxy import ProxyRotator
 from shoal.common.selector_config import check_selector_config
-
-if TYPE_CHECKING:
-    from shoal.spiders import Spider
 
 Seconds = int | float
 #: Scrapling's bounds on some browser arguments.
@@ -217,10 +214,8 @@ class SessionSpec:
         """The full configuration: the defaults updated with the given arguments."""
         return {**self.defaults(), **self.kwargs}
 
-    def wire_kwargs(self, spider: "Spider") -> dict[str, Any]:
+    def wire_kwargs(self, spider: object) -> dict[str, Any]:
         """The given arguments in a form that travels through Redis: spider methods by name."""
-        from shoal.common.names import checked_method_name, method_name
-
         wire: dict[str, Any] = {}
         for name, value in self.kwargs.items():
             if isinstance(value, ProxyRotator):

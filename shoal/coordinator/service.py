@@ -24,10 +24,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shoal import __version__
 from shoal.common import keys
 from shoal.common.messages import ARQ_SERIALIZERS, CoordinatorInfo, MessageError, Submission, WorkerInfo, decode
 from shoal.common.signing import verify
+from shoal.common.version import __version__
 from shoal.coordinator.engine import CrawlCancelled, CrawlEngine, CrawlStateLost
 from shoal.coordinator.lease import RENEW_S, Leases
 from shoal.coordinator.queues import CrawlQueues

@@ -216,7 +216,7 @@ class Spider:
 
     def start(self, use_uvloop: bool = True, **options: Any) -> CrawlResult:
         """Run the crawl on this machine (private Redis, coordinator, workers) and return its result."""
-        from shoal.local import run_spider
+        from shoal.local.run import run_spider
 
         if filename := _importing.get():
             name = type(self).__name__
@@ -228,7 +228,7 @@ class Spider:
 
     async def stream(self, **options: Any) -> AsyncIterator[dict[str, Any]]:
         """Run the crawl on this machine and yield items as they are scraped."""
-        from shoal.local import stream_spider
+        from shoal.local.run import stream_spider
 
         async for item in stream_spider(self, **options):
             yield item

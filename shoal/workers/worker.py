@@ -20,7 +20,6 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shoal import __version__
 from shoal.common import keys
 from shoal.common.messages import (
     CrawlSpec,
@@ -35,11 +34,12 @@ from shoal.common.messages import (
 )
 from shoal.common.names import resolve_method
 from shoal.common.sessions import session_defaults
-from shoal.metrics import WorkerMetrics
+from shoal.common.version import __version__
 from shoal.spiders.loader import bare_spider, find_spider_class, load_module
 from shoal.store.specs import SpecError, load_spec, shared_secret
 from shoal.workers.jobs import Job, JobStreams
 from shoal.workers.memory import tree_memory
+from shoal.workers.metrics import WorkerMetrics
 from shoal.workers.proxies import ProxyRotation
 
 log = logging.getLogger("shoal.worker")

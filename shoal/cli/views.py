@@ -8,9 +8,9 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:  # for annotations only: `shoal health` imports this module and must stay quick
-    from shoal.client import CrawlStatus, WorkerStatus
     from shoal.common.messages import FailedRequest
-    from shoal.local import Progress
+    from shoal.coordinator.status import CrawlStatus, WorkerStatus
+    from shoal.local.run import Progress
 
 
 def _age(seconds: float) -> str:

@@ -1,57 +1,20 @@
-"""Prometheus metrics in text format: a worker's own fetches, and the coordinator's view of the service.
+"""The coordinator's Prometheus metrics: every crawl's queues and the worker pools, as last read from Redis.
 
-A worker counts what it fetches as it goes. The coordinator exports a snapshot of every crawl's
-queues and the worker pools, refreshed from Redis every few seconds (the same figures ``shoal
-status`` shows), so the metrics cost nothing on the per-request path.
+The snapshot is refreshed every few seconds (the same figures ``shoal status`` shows), so the metrics cost
+nothing on the per-request path.
 """
 
 import asyncio
 import logging
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shoal.client import Client, CrawlStatus, WorkerStatus
-from shoal.common.messages import FetchResult
+from shoal.coordinator.status import CrawlStatus, WorkerStatus, read_crawls, read_workers
 
 log = logging.getLogger("shoal.metrics")
-
-#: Fetch latency buckets (seconds): HTTP fetches in milliseconds, browser pages in seconds.
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-
-
-def serve(registry: CollectorRegistry, port: int, host: str = "0.0.0.0") -> None:
-    """Serve ``registry`` at ``http://host:port/metrics`` from a background thread."""
-    start_http_server(port, addr=host, registry=registry)
-
-
-class WorkerMetrics:
-    """What one worker fetched: pages, bytes, errors by kind, latency, jobs held."""
-
-    def __init__(self, kind: str) -> None:
-        self.registry = registry = CollectorRegistry()
-        labels = ["pool", "crawl", "sid"]
-        self.kind = kind
-        self.pages = Counter("shoal_worker_pages", "Pages fetched", labels, registry=registry)
-        self.bytes = Counter("shoal_worker_response_bytes", "Response body bytes", labels, registry=registry)
-        self.errors = Counter(
-            "shoal_worker_fetch_errors", "Fetches that failed, by kind", [*labels, "kind"], registry=registry
-        )
-        self.latency = Histogram(
-            "shoal_worker_fetch_seconds", "Fetch latency", ["pool", "sid"], buckets=LATENCY_BUCKETS, registry=registry
-        )
-        self.held = Gauge("shoal_worker_jobs_held", "Jobs this worker holds now", ["pool"], registry=registry)
-
-    def observe(self, result: FetchResult) -> None:
-        sid = result.request.sid
-        if result.error is not None:
-            self.errors.labels(self.kind, result.crawl, sid, result.error.kind).inc()
-            return
-        self.pages.labels(self.kind, result.crawl, sid).inc()
-        self.bytes.labels(self.kind, result.crawl, sid).inc(len(result.body))
-        self.latency.labels(self.kind, sid).observe(result.elapsed)
 
 
 class ServiceCollector:
@@ -101,12 +64,11 @@ class ServiceCollector:
         yield from (frontier, queued, inflight, serving, sid_pages, pages, items, errors, running, backlog, workers)
 
 
-async def follow_service(collector: ServiceCollector, redis_url: str, every: float = 2.0) -> None:
-    """Keep ``collector``'s snapshot fresh: read every crawl and worker each ``every`` seconds."""
-    async with Client(redis_url) as client:
-        while True:
-            try:
-                collector.crawls, collector.workers = await client.crawls(), await client.workers()
-            except RedisError as e:  # the metrics keep their last snapshot until Redis answers again
-                log.warning("cannot refresh the metrics: %s", e)
-            await asyncio.sleep(every)
+async def follow_service(collector: ServiceCollector, redis: Redis, every: float = 2.0) -> None:
+    """Keep ``collector``'s snapshot fresh: read every crawl and worker from ``redis`` each ``every`` seconds."""
+    while True:
+        try:
+            collector.crawls, collector.workers = await read_crawls(redis), await read_workers(redis)
+        except RedisError as e:  # the metrics keep their last snapshot until Redis answers again
+            log.warning("cannot refresh the metrics: %s", e)
+        await asyncio.sleep(every)
