@@ -300,12 +300,13 @@ def _throttled_crawl(redis_url: str, workers: int) -> tuple[float, dict[str, flo
     return (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]), result.stats.autothrottle_delays
 
 
-def test_autothrottle_keeps_four_workers_as_slow_as_one_on_a_slow_site(redis_url):
-    one_rate, one_delays = _throttled_crawl(redis_url, 1)
-    four_rate, four_delays = _throttled_crawl(redis_url, 4)
-    assert four_rate <= one_rate * 1.25, (one_rate, four_rate)
-    assert four_rate < 1 / 0.2 * 1.25  # about one request in flight: the latency paces the crawl
-    for delays in (one_delays, four_delays):
+def test_autothrottle_holds_one_worker_or_four_to_about_one_request_in_flight_on_a_slow_site(redis_url):
+    # Unthrottled, four workers would fetch these 0.2 s pages at 20 a second. The delay is held centrally,
+    # so however many workers fetch, the site sees about one request per latency: a bound that a loaded
+    # machine, which only makes requests later, cannot break (comparing the two crawls' rates could).
+    for workers in (1, 4):
+        rate, delays = _throttled_crawl(redis_url, workers)
+        assert rate < 1 / 0.2 * 1.25, (workers, rate)
         [delay] = delays.values()
         assert 0.2 <= delay <= 2.0  # it rose from the start delay to the server's latency, under the max
 
