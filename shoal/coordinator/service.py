@@ -28,7 +28,8 @@ from shoal import __version__
 from shoal.common import keys
 from shoal.common.messages import ARQ_SERIALIZERS, CoordinatorInfo, MessageError, Submission, WorkerInfo, decode
 from shoal.common.signing import verify
-from shoal.coordinator.engine import CrawlCancelled, CrawlEngine, CrawlStateLost
+from shoal.coordinator.control import CrawlCancelled, CrawlStateLost
+from shoal.coordinator.engine import CrawlEngine
 from shoal.coordinator.lease import RENEW_S, Leases
 from shoal.queue import CrawlQueues
 from shoal.spiders import SessionConfigurationError, Spider
