@@ -39,6 +39,7 @@ from shoal.common.messages import (
 )
 from shoal.common.request import Request
 from shoal.common.signing import sign
+from shoal.coordinator import lifecycle
 from shoal.coordinator.stats import read_stats, stats_from_hash
 from shoal.queue import CrawlQueues, Scheduled, frontier_member
 from shoal.spiders import CrawlStats, ItemList, Spider
@@ -341,11 +342,11 @@ class Client:
             submitted=time.time(),
         )
         payload = encode(submission)
-        state = {"state": "submitted", "spider": label, "submitted": submission.submitted}
-        if not await self.redis.hsetnx(keys.state(crawl_id), "state", "submitted"):
+        registered = await lifecycle.register(
+            self.redis, crawl_id, label, "submitted", new=True, submitted=submission.submitted
+        )
+        if not registered:
             raise SubmissionError(f"a crawl {crawl_id!r} already exists")
-        await self.redis.hset(keys.state(crawl_id), mapping=state)
-        await self.redis.sadd(keys.CRAWLS, crawl_id)
         signature = sign(payload, self.secret) if self.secret else ""
         await self.redis.enqueue_job("accept", payload, signature, _job_id=crawl_id)
         crawl = Crawl(self, crawl_id)

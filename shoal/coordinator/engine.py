@@ -20,6 +20,7 @@ from shoal.common import keys
 from shoal.common.messages import FetchError, FetchJob, FetchResult, decode, encode
 from shoal.common.request import Request
 from shoal.common.sessions import check_request_kwargs
+from shoal.coordinator import lifecycle
 from shoal.coordinator.cache import CACHE_WORKER, ResponseCache
 from shoal.coordinator.callbacks import Callbacks
 from shoal.coordinator.control import CONTROL_EVERY_S, Control, CrawlCancelled
@@ -240,11 +241,9 @@ class CrawlEngine:
             await self.spider.on_close()
         await live.sync()
         if self.pausing:
-            await self.queues.retire()
-            await self.control.set_state("paused")
+            await lifecycle.end(self.redis, self.crawl, "paused")
             return await self.stats()
-        await self.queues.end()
-        await self.control.set_state("finished", finished=time.time(), stop_reason=self.stop_reason)
+        await lifecycle.end(self.redis, self.crawl, "finished", stop_reason=self.stop_reason)
         stats = await self.stats()
         self.log.info("%s", stats.to_dict())
         return stats

@@ -28,10 +28,10 @@ from shoal import __version__
 from shoal.common import keys
 from shoal.common.messages import ARQ_SERIALIZERS, CoordinatorInfo, MessageError, Submission, WorkerInfo, decode
 from shoal.common.signing import verify
+from shoal.coordinator import lifecycle
 from shoal.coordinator.control import CrawlCancelled, CrawlStateLost
 from shoal.coordinator.engine import CrawlEngine
 from shoal.coordinator.lease import RENEW_S, Leases
-from shoal.queue import CrawlQueues
 from shoal.spiders import SessionConfigurationError, Spider
 from shoal.spiders.loader import crawl_spec, describe_error, load_spider
 from shoal.store.connection import connection_pool, masked
@@ -39,12 +39,8 @@ from shoal.store.specs import load_spec, store_spec
 
 log = logging.getLogger("shoal.coordinator")
 
-#: Finished, failed and cancelled crawls keep their keys this long (items, stats, state).
-RETENTION_S = int(os.environ.get("SHOAL_RETENTION_DAYS", "7")) * 86400
 #: A worker whose heartbeat stopped this long ago is removed from the registry (listed dead until then).
 FORGET_WORKERS_S = 3600
-#: States in which a crawl needs an owner.
-ACTIVE = (b"running", b"paused")
 #: Longest wait between two heartbeats while Redis is unreachable (the normal interval, RENEW_S).
 _MAX_BACKOFF_S = RENEW_S
 
@@ -129,7 +125,7 @@ class Coordinator:
             await self._fail(crawl, f"{reason}\n\n{''.join(traceback.format_exception(e))}")
             return "failed"
         await store_spec(self.redis, spec, self.secret)
-        await self.redis.hset(keys.state(crawl), mapping={"state": "running", "spider": spec.name})
+        await lifecycle.register(self.redis, crawl, spec.name, "running")
         if await self.leases.claim(crawl):
             self._start(crawl, spider)
         log.info("accepted crawl %s (%s)", crawl, spec.class_name)
@@ -137,7 +133,7 @@ class Coordinator:
 
     async def _fail(self, crawl: str, error: str) -> None:
         log.error("crawl %s failed: %s", crawl, error)
-        await self.redis.hset(keys.state(crawl), mapping={"state": "failed", "error": error, "finished": time.time()})
+        await lifecycle.end(self.redis, crawl, "failed", error=error)
 
     # -- ownership ------------------------------------------------------------------------------
 
@@ -154,7 +150,7 @@ class Coordinator:
             state = await self.redis.hget(keys.state(crawl), "state")
             if state is None:  # its keys expired
                 await self.redis.srem(keys.CRAWLS, crawl)
-            elif state in ACTIVE and await self.leases.claim(crawl):
+            elif state in lifecycle.ACTIVE and await self.leases.claim(crawl):
                 log.info("taking over crawl %s", crawl)
                 self._start(crawl, None)
         for worker, raw in (await self.redis.hgetall(keys.WORKERS)).items():
@@ -187,9 +183,11 @@ class Coordinator:
             await engine.run()
             if engine.pausing:  # the spider called pause(): paused as by `shoal pause`, until resumed
                 await self.redis.hset(keys.state(crawl), "control", "pause")
-            await self._expire(crawl)
-        except CrawlCancelled:
-            await self._cancelled(crawl)
+            await lifecycle.expire(self.redis, crawl)
+        except CrawlCancelled:  # nothing more is dispatched; its keys are kept as any ended crawl's
+            await lifecycle.end(self.redis, crawl, "cancelled")
+            await lifecycle.expire(self.redis, crawl)
+            log.info("cancelled crawl %s", crawl)
         except asyncio.CancelledError:
             raise
         except (RedisConnectionError, RedisTimeoutError) as e:  # the crawl stays resumable; a heartbeat retakes it
@@ -202,28 +200,7 @@ class Coordinator:
                 await self._fail(crawl, "".join(traceback.format_exception(e)))
             if lost:
                 await self.redis.sadd(keys.CRAWLS, crawl)  # so that `shoal status` lists it, failed, with the reason
-            await CrawlQueues(self.redis, crawl).end()
-            await self._expire(crawl)
+            await lifecycle.expire(self.redis, crawl)
         finally:
             with contextlib.suppress(RedisError):  # if Redis is unreachable, the lease runs out by itself
                 await self.leases.release(crawl)
-
-    async def _crawl_keys(self, crawl: str) -> list[bytes]:
-        return [key async for key in self.redis.scan_iter(match=keys.crawl_keys(crawl), count=1000)]
-
-    async def _expire(self, crawl: str) -> None:
-        """Keep an ended crawl's keys for RETENTION_S seconds (unless a retry made it run again meanwhile)."""
-        if await self.redis.hget(keys.state(crawl), "state") in ACTIVE:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in await self._crawl_keys(crawl):
-                pipe.expire(key, RETENTION_S)
-            await pipe.execute()
-
-    async def _cancelled(self, crawl: str) -> None:
-        """A cancelled crawl: nothing more is dispatched or fetched; its keys (items, stats, failed requests)
-        are kept for RETENTION_S like those of any ended crawl (``Crawl.delete`` removes them at once)."""
-        await CrawlQueues(self.redis, crawl).end()
-        await self.redis.hset(keys.state(crawl), mapping={"state": "cancelled", "finished": time.time()})
-        await self._expire(crawl)
-        log.info("cancelled crawl %s", crawl)
