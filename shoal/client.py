@@ -39,6 +39,7 @@ from shoal.common.messages import (
 )
 from shoal.common.request import Request
 from shoal.common.signing import sign
+from shoal.common.state import ENDED, CrawlState
 from shoal.coordinator import lifecycle
 from shoal.coordinator.stats import read_stats, stats_from_hash
 from shoal.queue import CrawlQueues, Scheduled, frontier_member
@@ -49,8 +50,6 @@ from shoal.store import heartbeats
 from shoal.store.connection import connection_pool
 from shoal.store.specs import shared_secret
 
-#: States after which a crawl does nothing more.
-ENDED = ("finished", "failed", "cancelled")
 #: How often a command is retried while Redis is unreachable (about 9 s in all: a restart is ridden out).
 RETRIES = 8
 #: A Redis that never answered is given up after this many seconds (RedisUnreachable says what to check).
@@ -156,7 +155,7 @@ class Crawl:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"crawl {self.id} is still {status.state} after {timeout} s")
             await asyncio.sleep(poll)
-        if status.state == "failed":
+        if status.state == CrawlState.FAILED:
             raise CrawlFailed(f"crawl {self.id} failed:\n{status.error}")
         return status
 
@@ -224,9 +223,9 @@ class Crawl:
             prefix, tail = frontier_member(record.priority, Request(record.url).domain, job)
             entries.append((entry_id, Scheduled(record.sid, record.fp, True, prefix, tail)))
         moved = await queues.requeue(entries)
-        if moved and state.decode() in ("finished", "failed"):
+        if moved and state.decode() in (CrawlState.FINISHED, CrawlState.FAILED):
             await redis.hdel(keys.state(self.id), "finished", "error")
-            await redis.hset(keys.state(self.id), mapping={"state": "running", "control": "run"})
+            await redis.hset(keys.state(self.id), mapping={"state": CrawlState.RUNNING, "control": "run"})
             async with redis.pipeline(transaction=False) as pipe:
                 async for key in redis.scan_iter(match=keys.crawl_keys(self.id), count=1000):
                     pipe.persist(key)
@@ -343,7 +342,7 @@ class Client:
         )
         payload = encode(submission)
         registered = await lifecycle.register(
-            self.redis, crawl_id, label, "submitted", new=True, submitted=submission.submitted
+            self.redis, crawl_id, label, CrawlState.SUBMITTED, new=True, submitted=submission.submitted
         )
         if not registered:
             raise SubmissionError(f"a crawl {crawl_id!r} already exists")
@@ -351,14 +350,14 @@ class Client:
         await self.redis.enqueue_job("accept", payload, signature, _job_id=crawl_id)
         crawl = Crawl(self, crawl_id)
         deadline = time.monotonic() + accept_timeout
-        while (status := await crawl.status()).state == "submitted":
+        while (status := await crawl.status()).state == CrawlState.SUBMITTED:
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"no coordinator accepted crawl {crawl_id} within {accept_timeout} s "
                     "(is `shoal coordinator` running on this Redis?); it stays queued"
                 )
             await asyncio.sleep(0.1)
-        if status.state == "failed":
+        if status.state == CrawlState.FAILED:
             raise SubmissionError(f"crawl {crawl_id} was not accepted:\n{status.error}")
         return crawl
 

@@ -5,6 +5,7 @@ import time
 from redis.asyncio import Redis
 
 from shoal.common import keys
+from shoal.common.state import CrawlState
 from shoal.coordinator.sessions import SessionStarts
 
 #: How often the engine looks at what the crawl's client asks (run, pause, cancel).
@@ -51,7 +52,7 @@ class Control:
         if not await self.redis.exists(keys.spec(self.crawl)):
             raise CrawlStateLost(self.crawl)
 
-    async def set_state(self, state: str, **fields: float | str) -> None:
+    async def set_state(self, state: CrawlState, **fields: float | str) -> None:
         """Write the crawl's state (and ``fields``) unless it is already so."""
         if state != self._state or fields:
             await self.redis.hset(keys.state(self.crawl), mapping={"state": state, **fields})

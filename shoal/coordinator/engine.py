@@ -20,6 +20,7 @@ from shoal.common import keys
 from shoal.common.messages import FetchError, FetchJob, FetchResult, decode, encode
 from shoal.common.request import Request
 from shoal.common.sessions import check_request_kwargs
+from shoal.common.state import CrawlState
 from shoal.coordinator import lifecycle
 from shoal.coordinator.cache import CACHE_WORKER, ResponseCache
 from shoal.coordinator.callbacks import Callbacks
@@ -206,7 +207,7 @@ class CrawlEngine:
         started = await self.redis.hget(keys.state(self.crawl), "started")
         live = self.live_stats
         live.started = float(started) if started else live.started
-        await self.control.set_state("running", started=live.started)
+        await self.control.set_state(CrawlState.RUNNING, started=live.started)
         await live.load()
         self.callbacks.items = self.spider.stats.items_scraped
         if self.escalation:
@@ -241,9 +242,9 @@ class CrawlEngine:
             await self.spider.on_close()
         await live.sync()
         if self.pausing:
-            await lifecycle.end(self.redis, self.crawl, "paused")
+            await lifecycle.end(self.redis, self.crawl, CrawlState.PAUSED)
             return await self.stats()
-        await lifecycle.end(self.redis, self.crawl, "finished", stop_reason=self.stop_reason)
+        await lifecycle.end(self.redis, self.crawl, CrawlState.FINISHED, stop_reason=self.stop_reason)
         stats = await self.stats()
         self.log.info("%s", stats.to_dict())
         return stats
@@ -284,10 +285,10 @@ class CrawlEngine:
         if self.pausing and await self.queues.inflight() == 0:
             return False
         if control == b"pause" or self.pausing:  # no dispatch; what is in flight comes back and is processed
-            await self.control.set_state("paused")
+            await self.control.set_state(CrawlState.PAUSED)
             entries = await self.queues.read_responses(_READ_COUNT, int(CONTROL_EVERY_S * 1000))
         else:
-            await self.control.set_state("running")
+            await self.control.set_state(CrawlState.RUNNING)
             if self.cache is not None:
                 await self._replay(self.cache)
             done, dispatched = await self._dispatch()

@@ -28,6 +28,7 @@ from shoal import __version__
 from shoal.common import keys
 from shoal.common.messages import ARQ_SERIALIZERS, CoordinatorInfo, MessageError, Submission, WorkerInfo, decode
 from shoal.common.signing import verify
+from shoal.common.state import ACTIVE, CrawlState
 from shoal.coordinator import lifecycle
 from shoal.coordinator.control import CrawlCancelled, CrawlStateLost
 from shoal.coordinator.engine import CrawlEngine
@@ -125,7 +126,7 @@ class Coordinator:
             await self._fail(crawl, f"{reason}\n\n{''.join(traceback.format_exception(e))}")
             return "failed"
         await store_spec(self.redis, spec, self.secret)
-        await lifecycle.register(self.redis, crawl, spec.name, "running")
+        await lifecycle.register(self.redis, crawl, spec.name, CrawlState.RUNNING)
         if await self.leases.claim(crawl):
             self._start(crawl, spider)
         log.info("accepted crawl %s (%s)", crawl, spec.class_name)
@@ -133,7 +134,7 @@ class Coordinator:
 
     async def _fail(self, crawl: str, error: str) -> None:
         log.error("crawl %s failed: %s", crawl, error)
-        await lifecycle.end(self.redis, crawl, "failed", error=error)
+        await lifecycle.end(self.redis, crawl, CrawlState.FAILED, error=error)
 
     # -- ownership ------------------------------------------------------------------------------
 
@@ -150,7 +151,7 @@ class Coordinator:
             state = await self.redis.hget(keys.state(crawl), "state")
             if state is None:  # its keys expired
                 await self.redis.srem(keys.CRAWLS, crawl)
-            elif state in lifecycle.ACTIVE and await self.leases.claim(crawl):
+            elif state.decode() in ACTIVE and await self.leases.claim(crawl):
                 log.info("taking over crawl %s", crawl)
                 self._start(crawl, None)
         for worker, raw in (await self.redis.hgetall(keys.WORKERS)).items():
@@ -185,7 +186,7 @@ class Coordinator:
                 await self.redis.hset(keys.state(crawl), "control", "pause")
             await lifecycle.expire(self.redis, crawl)
         except CrawlCancelled:  # nothing more is dispatched; its keys are kept as any ended crawl's
-            await lifecycle.end(self.redis, crawl, "cancelled")
+            await lifecycle.end(self.redis, crawl, CrawlState.CANCELLED)
             await lifecycle.expire(self.redis, crawl)
             log.info("cancelled crawl %s", crawl)
         except asyncio.CancelledError:

@@ -35,6 +35,7 @@ from shoal.common.messages import (
 )
 from shoal.common.names import resolve_method
 from shoal.common.sessions import session_defaults
+from shoal.common.state import CrawlState
 from shoal.metrics import WorkerMetrics
 from shoal.queue import Job, JobStreams
 from shoal.spiders.loader import bare_spider, find_spider_class, load_module
@@ -212,11 +213,11 @@ class Worker:
         if not state:
             # the same words as the coordinator's, which marks the crawl failed (a delete leaves no stream read)
             level, why = logging.ERROR, f"Redis lost crawl {crawl}'s state (restarted without persistence?)"
-        elif state == "failed":
+        elif state == CrawlState.FAILED:
             level, why = logging.WARNING, f"crawl {crawl} failed: {(error.splitlines() or ['?'])[-1]}"
         elif broken:
             level, why = logging.ERROR, f"{broken} while crawl {crawl} is {state}"
-        elif state in ("running", "submitted") and self._leaving.setdefault(stream, 3) > 1:
+        elif state in (CrawlState.RUNNING, CrawlState.SUBMITTED) and self._leaving.setdefault(stream, 3) > 1:
             self._leaving[stream] -= 1
             return
         else:
