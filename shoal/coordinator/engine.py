@@ -12,9 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoal.common import keys
 from shoal.common.messages import FetchError, FetchJob, FetchResult, decode, encode
@@ -36,6 +34,7 @@ from shoal.coordinator.throttle import AutoThrottle, DomainDelays
 from shoal.queue import Commit, CrawlQueues, DispatchResult, Scheduled, frontier_member
 from shoal.spiders import CrawlStats, ItemList, Spider
 from shoal.spiders.spider import CrawlControl
+from shoal.store.connection import REDIS_DOWN, Backoff
 
 _SEED_BATCH = 500
 _READ_COUNT = 128
@@ -221,19 +220,17 @@ class CrawlEngine:
                 await self._consume_pending()
             else:
                 await self._seed()
-            backoff = 0.0
+            backoff = Backoff(self.log, _MAX_BACKOFF_S)
             while True:
                 try:
-                    if backoff:  # reconnected: what was read but not committed before the outage comes first
+                    if backoff.delay:  # reconnected: what was read but not committed before the outage comes first
                         await self.control.check_state()
                         await self._consume_pending()
-                        backoff = 0.0
+                        backoff.reset()
                     if not await self._step():
                         break
-                except (RedisConnectionError, RedisTimeoutError) as e:
-                    backoff = min(max(backoff * 2, 0.1), _MAX_BACKOFF_S)
-                    self.log.warning("Redis unreachable (%s); retrying in %.1f s", e, backoff)
-                    await asyncio.sleep(backoff)
+                except REDIS_DOWN as e:
+                    await asyncio.sleep(backoff.failed(e))
                 except ResponseError:  # a stream or group that vanished (NOGROUP, no such key) says why
                     await self.control.check_state()
                     raise

@@ -20,9 +20,7 @@ from arq.connections import ArqRedis
 from arq.worker import Worker as ArqWorker
 from arq.worker import func
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoal import __version__
 from shoal.common import keys
@@ -35,7 +33,7 @@ from shoal.coordinator.engine import CrawlEngine
 from shoal.coordinator.lease import RENEW_S, Leases
 from shoal.spiders import SessionConfigurationError, Spider
 from shoal.spiders.loader import crawl_spec, describe_error, load_spider
-from shoal.store.connection import connection_pool, masked
+from shoal.store.connection import REDIS_DOWN, Backoff, connection_pool, masked
 from shoal.store.specs import load_spec, store_spec
 
 log = logging.getLogger("shoal.coordinator")
@@ -77,17 +75,16 @@ class Coordinator:
             logging.getLogger("arq").setLevel(logging.WARNING)
         intake_task = asyncio.create_task(intake.async_run())
         log.info("coordinator %s serving %s", self.id, masked(self.redis_url))
-        backoff = 0.0
+        backoff = Backoff(log, _MAX_BACKOFF_S)
         try:
             while not stop.is_set():
                 try:
                     await self._heartbeat()
-                    backoff = 0.0
-                except (RedisConnectionError, RedisTimeoutError) as e:
-                    backoff = min(max(backoff * 2, 0.1), _MAX_BACKOFF_S)
-                    log.warning("Redis unreachable (%s); retrying in %.1f s", e, backoff)
+                    backoff.reset()
+                except REDIS_DOWN as e:
+                    backoff.failed(e)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff or RENEW_S)
+                    await asyncio.wait_for(stop.wait(), backoff.delay or RENEW_S)
                 if intake_task.done():
                     intake_task.result()  # the intake died: let the process fail loudly
         finally:
@@ -191,7 +188,7 @@ class Coordinator:
             log.info("cancelled crawl %s", crawl)
         except asyncio.CancelledError:
             raise
-        except (RedisConnectionError, RedisTimeoutError) as e:  # the crawl stays resumable; a heartbeat retakes it
+        except REDIS_DOWN as e:  # the crawl stays resumable; a heartbeat retakes it
             log.warning("crawl %s stopped here: Redis unreachable (%s); it resumes once Redis is back", crawl, e)
         except Exception as e:
             lost = isinstance(e, CrawlStateLost)  # Redis came back empty: the reason says so, no traceback

@@ -17,8 +17,6 @@ from typing import Any, Protocol
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoal import __version__
 from shoal.common import keys
@@ -39,6 +37,7 @@ from shoal.common.state import CrawlState
 from shoal.metrics import WorkerMetrics
 from shoal.queue import Job, JobStreams
 from shoal.spiders.loader import bare_spider, find_spider_class, load_module
+from shoal.store.connection import REDIS_DOWN, Backoff
 from shoal.store.specs import SpecError, load_spec, shared_secret
 from shoal.workers.memory import tree_memory
 from shoal.workers.proxies import ProxyRotation
@@ -118,7 +117,7 @@ class Worker:
         log.info("worker %s serving %s sessions (%s)", self.name, self.kind, ", ".join(self.streams.sids) or "all")
         if self.kind == "http":  # loaded before the worker registers: its first fetch waits for no import
             import shoal.workers.http  # noqa: F401
-        next_maintenance, backoff = 0.0, 0.0
+        next_maintenance, backoff = 0.0, Backoff(log, MAX_BACKOFF_S)
         try:
             while not stop.is_set():
                 try:
@@ -126,11 +125,9 @@ class Worker:
                         await self._maintain()
                         next_maintenance = time.monotonic() + _MAINTENANCE_S
                     await self._take_jobs(stop)
-                    backoff = 0.0
-                except (RedisConnectionError, RedisTimeoutError) as e:
-                    backoff = min(max(backoff * 2, 0.1), MAX_BACKOFF_S)
-                    log.warning("Redis unreachable (%s); retrying in %.1f s", e, backoff)
-                    await _first(stop.wait(), timeout=backoff)
+                    backoff.reset()
+                except REDIS_DOWN as e:
+                    await _first(stop.wait(), timeout=backoff.failed(e))
         except Exception as e:
             self.info.stopped = f"crashed: {type(e).__name__}: {e}"
             raise
@@ -346,7 +343,7 @@ class Worker:
             self.info.fetched += 1
             try:
                 await self.streams.finish(job, encode(result))
-            except (RedisConnectionError, RedisTimeoutError) as e:  # the job stays pending: fetched again later
+            except REDIS_DOWN as e:  # the job stays pending: fetched again later
                 log.warning("could not return %s (Redis unreachable: %s); it will be redelivered", job.entry_id, e)
         finally:
             self._held.pop(job.entry_id, None)
