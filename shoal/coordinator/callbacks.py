@@ -76,22 +76,94 @@ class Callbacks:
         self.items = 0
         self._learned: list[Commit] = []  # robots.txt responses of the batch, committed after their release
 
-    def take_learned(self) -> list[Commit]:
-        """The commits of the robots.txt responses processed since the last call: they are committed once the
-        requests their domain held are released."""
-        learned, self._learned = self._learned, []
-        return learned
+    async def process(self, entry_id: str, payload: bytes) -> Commit:
+        """The Commit for response ``entry_id`` of the crawl's response stream (an empty one if it was
+        dead-lettered): what its callback yielded, or its failure, retry or robots.txt."""
+        stats: dict[str, int] = {}
+        commit = Commit(response_id=entry_id, stats=stats)
+        try:
+            result = decode(payload, FetchResult)
+            if result.crawl != self.crawl:
+                raise MessageError(f"a FetchResult of crawl '{result.crawl}', not of this crawl")
+        except MessageError as e:
+            reason = str(e) if payload else "not a shoal response (it has no field 'r')"
+            self.log.error("Dead-lettered entry %s of %s: %s", entry_id, keys.responses(self.crawl), reason)
+            await self.queues.dead_letter_response(entry_id, reason)
+            return Commit()
+        try:
+            request = from_record(result.request, self.spider)
+            commit.sid, commit.domain = request.sid, request.domain
+        except (LookupError, TypeError, ValueError) as e:  # the spider lacks its callback, or bad arguments
+            commit.sid, commit.domain = result.request.sid, _domain(result.request.url)
+            count_failed(stats, "rejected")
+            self.log.error("Rejected the response to %s: %s", result.request.url, e)
+            return commit
+        if result.request.robots_txt and self.robots:
+            self._learn_robots(self.robots, result, commit)
+            return commit
+        if result.error is not None and result.error.kind == "session":  # its worker could not start the session:
+            await self.session_starts.read()  # the crawl ends (SessionConfigurationError) with the worker's reason
+        try:
+            if result.error is not None:
+                kind, message = result.error.kind, result.error.message
+                count_failed(stats, kind)
+                failed = FailedRequest(request=result.request, kind=kind, message=message, time=time.time())
+                commit.failed = encode(failed)
+                error = FetchFailed(kind, message)
+                self.log.error("Failed %s: %s", request, error)
+                await self.spider.on_error(request, error)
+            else:
+                await self._handle_response(request, result, commit, stats)
+        except Exception as e:  # a hook (is_blocked, on_error ...) raised: the response is done with
+            count(stats, "callback_errors")
+            await self.spider_error(request, e)
+        return commit
 
-    async def spider_error(self, request: Request, error: Exception, yielded_by: Any = None) -> None:
-        """Log an error of the spider's making, and call its on_error. A request that cannot be scheduled is
-        shown at the line of the spider that yielded it (``yielded_by``: that generator), with the traceback
-        of shoal's own checks only at DEBUG."""
-        if yielded_by is None:
-            self.log.error("Spider error processing %s: %s", request, error, exc_info=error)
+    async def _handle_response(self, request: Request, result: FetchResult, commit: Commit, stats: dict) -> None:
+        url = result.url or request.url
+        parser_args, adaptive = await self.adaptive.parser_args(request, url)
+        response = Response(
+            url,
+            result.body,
+            result.status,
+            result.reason,
+            result.cookies,
+            result.headers,
+            method=str(request.session_kwargs.get("method", "GET")).upper(),
+            meta={**request.meta, **result.meta},
+            request=request,
+            **parser_args,
+        )
+        count(stats, "requests_count")
+        count(stats, f"{SESSION}{request.sid}")
+        count(stats, f"{WORKER}{result.worker}")
+        count(stats, f"{STATUS}{result.status}")
+        count(stats, "response_bytes", len(result.body))
+        count(stats, f"{DOMAIN_BYTES}{request.domain}", len(result.body))
+        if result.meta.get("body_truncated"):
+            count(stats, "truncated_responses")
+            self.log.warning(
+                "The body of %s was cut at the session's max_body_size (%d bytes)", response, len(result.body)
+            )
+        if proxy := result.meta.get("proxy"):
+            count(stats, f"{PROXY}{proxy_label(proxy)}")
+        blocked = await self.spider.is_blocked(response)
+        if self.cache is not None:
+            if result.worker == CACHE_WORKER:
+                count(stats, "cache_hits")
+            else:
+                count(stats, "cache_misses")
+                if not blocked:
+                    self.cache.put(result)
+        self.delays.record(request.domain, result.elapsed, 200 <= result.status < 300 and not blocked, result.headers)
+        if blocked:
+            count(stats, "blocked_requests_count")
+            await self._retry_blocked(request, result.request, response, commit, stats)
         else:
-            self.log.error("%s: %s", _yielded_at(yielded_by), error)
-            self.log.debug("Traceback of the check that refused it:", exc_info=error)
-        await self.spider.on_error(request, error)
+            if self.escalation and result.request.escalated:
+                await self.escalation.learn(request.domain, request.sid)
+            await self._run_callback(request, response, commit, stats)
+        await self.adaptive.save(adaptive)
 
     async def _run_callback(self, request: Request, response: Response, commit: Commit, stats: dict) -> None:
         callback = request.callback or self.spider.parse
@@ -183,101 +255,29 @@ class Callbacks:
             request.url,
         )
 
-    async def process(self, entry_id: str, payload: bytes) -> Commit:
-        """The Commit for response ``entry_id`` of the crawl's response stream (an empty one if it was
-        dead-lettered): what its callback yielded, or its failure, retry or robots.txt."""
-        stats: dict[str, int] = {}
-        commit = Commit(response_id=entry_id, stats=stats)
-        try:
-            result = decode(payload, FetchResult)
-            if result.crawl != self.crawl:
-                raise MessageError(f"a FetchResult of crawl '{result.crawl}', not of this crawl")
-        except MessageError as e:
-            reason = str(e) if payload else "not a shoal response (it has no field 'r')"
-            self.log.error("Dead-lettered entry %s of %s: %s", entry_id, keys.responses(self.crawl), reason)
-            await self.queues.dead_letter_response(entry_id, reason)
-            return Commit()
-        try:
-            request = from_record(result.request, self.spider)
-            commit.sid, commit.domain = request.sid, request.domain
-        except (LookupError, TypeError, ValueError) as e:  # the spider lacks its callback, or bad arguments
-            commit.sid, commit.domain = result.request.sid, _domain(result.request.url)
-            count_failed(stats, "rejected")
-            self.log.error("Rejected the response to %s: %s", result.request.url, e)
-            return commit
-        if result.request.robots_txt and self.robots:
-            self._learn_robots(self.robots, result, commit)
-            return commit
-        if result.error is not None and result.error.kind == "session":  # its worker could not start the session:
-            await self.session_starts.read()  # the crawl ends (SessionConfigurationError) with the worker's reason
-        try:
-            if result.error is not None:
-                kind, message = result.error.kind, result.error.message
-                count_failed(stats, kind)
-                failed = FailedRequest(request=result.request, kind=kind, message=message, time=time.time())
-                commit.failed = encode(failed)
-                error = FetchFailed(kind, message)
-                self.log.error("Failed %s: %s", request, error)
-                await self.spider.on_error(request, error)
-            else:
-                await self._handle_response(request, result, commit, stats)
-        except Exception as e:  # a hook (is_blocked, on_error ...) raised: the response is done with
-            count(stats, "callback_errors")
-            await self.spider_error(request, e)
-        return commit
-
-    async def _handle_response(self, request: Request, result: FetchResult, commit: Commit, stats: dict) -> None:
-        url = result.url or request.url
-        parser_args, adaptive = await self.adaptive.parser_args(request, url)
-        response = Response(
-            url,
-            result.body,
-            result.status,
-            result.reason,
-            result.cookies,
-            result.headers,
-            method=str(request.session_kwargs.get("method", "GET")).upper(),
-            meta={**request.meta, **result.meta},
-            request=request,
-            **parser_args,
-        )
-        count(stats, "requests_count")
-        count(stats, f"{SESSION}{request.sid}")
-        count(stats, f"{WORKER}{result.worker}")
-        count(stats, f"{STATUS}{result.status}")
-        count(stats, "response_bytes", len(result.body))
-        count(stats, f"{DOMAIN_BYTES}{request.domain}", len(result.body))
-        if result.meta.get("body_truncated"):
-            count(stats, "truncated_responses")
-            self.log.warning(
-                "The body of %s was cut at the session's max_body_size (%d bytes)", response, len(result.body)
-            )
-        if proxy := result.meta.get("proxy"):
-            count(stats, f"{PROXY}{proxy_label(proxy)}")
-        blocked = await self.spider.is_blocked(response)
-        if self.cache is not None:
-            if result.worker == CACHE_WORKER:
-                count(stats, "cache_hits")
-            else:
-                count(stats, "cache_misses")
-                if not blocked:
-                    self.cache.put(result)
-        self.delays.record(request.domain, result.elapsed, 200 <= result.status < 300 and not blocked, result.headers)
-        if blocked:
-            count(stats, "blocked_requests_count")
-            await self._retry_blocked(request, result.request, response, commit, stats)
-        else:
-            if self.escalation and result.request.escalated:
-                await self.escalation.learn(request.domain, request.sid)
-            await self._run_callback(request, response, commit, stats)
-        await self.adaptive.save(adaptive)
-
     def _learn_robots(self, robots: RobotsTxt, result: FetchResult, commit: Commit) -> None:
         """Read a domain's robots.txt: its requests are routed by it from now on, its delay floor raised."""
         domain = robots.learn(result)
         self.delays.obey_robots(domain, robots.delay(domain))
         commit.stats = {"robots_txt_count": 1}
         self._learned.append(commit)
+
+    def take_learned(self) -> list[Commit]:
+        """The commits of the robots.txt responses processed since the last call: they are committed once the
+        requests their domain held are released."""
+        learned, self._learned = self._learned, []
+        return learned
+
+    async def spider_error(self, request: Request, error: Exception, yielded_by: Any = None) -> None:
+        """Log an error of the spider's making, and call its on_error. A request that cannot be scheduled is
+        shown at the line of the spider that yielded it (``yielded_by``: that generator), with the traceback
+        of shoal's own checks only at DEBUG."""
+        if yielded_by is None:
+            self.log.error("Spider error processing %s: %s", request, error, exc_info=error)
+        else:
+            self.log.error("%s: %s", _yielded_at(yielded_by), error)
+            self.log.debug("Traceback of the check that refused it:", exc_info=error)
+        await self.spider.on_error(request, error)
 
 
 def _domain(url: str) -> str:
