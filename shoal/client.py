@@ -35,11 +35,12 @@ from shoal.common.messages import (
 )
 from shoal.common.request import Request
 from shoal.common.signing import sign
+from shoal.common.state import ENDED, CrawlState
+from shoal.coordinator import lifecycle
 from shoal.coordinator.frontier import entry
 from shoal.coordinator.queues import CrawlQueues
 from shoal.coordinator.stats import read_stats
 from shoal.coordinator.status import (
-    ENDED,
     MALFORMED,
     CrawlStatus,
     SidStatus,
@@ -114,7 +115,7 @@ class Crawl:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"crawl {self.id} is still {status.state} after {timeout} s")
             await asyncio.sleep(poll)
-        if status.state == "failed":
+        if status.state == CrawlState.FAILED:
             raise CrawlFailed(f"crawl {self.id} failed:\n{status.error}")
         return status
 
@@ -183,9 +184,9 @@ class Crawl:
                 (entry_id, entry(record.sid, record.fp, record.priority, Request(record.url).domain, job, True))
             )
         moved = await queues.requeue(entries)
-        if moved and state.decode() in ("finished", "failed"):
+        if moved and state.decode() in (CrawlState.FINISHED, CrawlState.FAILED):
             await redis.hdel(keys.state(self.id), "finished", "error")
-            await redis.hset(keys.state(self.id), mapping={"state": "running", "control": "run"})
+            await redis.hset(keys.state(self.id), mapping={"state": CrawlState.RUNNING, "control": "run"})
             async with redis.pipeline(transaction=False) as pipe:
                 async for key in redis.scan_iter(match=keys.crawl_keys(self.id), count=1000):
                     pipe.persist(key)
@@ -301,23 +302,23 @@ class Client:
             submitted=time.time(),
         )
         payload = encode(submission)
-        state = {"state": "submitted", "spider": label, "submitted": submission.submitted}
-        if not await self.redis.hsetnx(keys.state(crawl_id), "state", "submitted"):
+        registered = await lifecycle.register(
+            self.redis, crawl_id, label, CrawlState.SUBMITTED, new=True, submitted=submission.submitted
+        )
+        if not registered:
             raise SubmissionError(f"a crawl {crawl_id!r} already exists")
-        await self.redis.hset(keys.state(crawl_id), mapping=state)
-        await self.redis.sadd(keys.CRAWLS, crawl_id)
         signature = sign(payload, self.secret) if self.secret else ""
         await self.redis.enqueue_job("accept", payload, signature, _job_id=crawl_id)
         crawl = Crawl(self, crawl_id)
         deadline = time.monotonic() + accept_timeout
-        while (status := await crawl.status()).state == "submitted":
+        while (status := await crawl.status()).state == CrawlState.SUBMITTED:
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"no coordinator accepted crawl {crawl_id} within {accept_timeout} s "
                     "(is `shoal coordinator` running on this Redis?); it stays queued"
                 )
             await asyncio.sleep(0.1)
-        if status.state == "failed":
+        if status.state == CrawlState.FAILED:
             raise SubmissionError(f"crawl {crawl_id} was not accepted:\n{status.error}")
         return crawl
 

@@ -18,7 +18,7 @@ import redis
 
 from shoal.client import Client, SubmissionError
 from shoal.common import keys
-from shoal.coordinator.service import RETENTION_S
+from shoal.coordinator.lifecycle import RETENTION_S
 from shoal.demo.site import ShopSite, start_site
 from shoal.store.server import RedisServer
 from tests.conftest import redis_binaries

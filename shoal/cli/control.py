@@ -10,6 +10,7 @@ from redis.exceptions import AuthenticationError, RedisError
 from shoal.cli import views
 from shoal.cli.run import exit_code, key_values, output_ok, quota_args
 from shoal.cli.terminal import console, error, out
+from shoal.common.state import ACTIVE, CrawlState
 
 
 def client_command(
@@ -71,7 +72,7 @@ async def submit(client: Any, args: argparse.Namespace) -> int:
     out.print(views.crawls_table([status]))
     if args.output:
         console.print(f"wrote {await crawl.export(args.output)} items to {args.output}")
-    if status.state == "cancelled":
+    if status.state == CrawlState.CANCELLED:
         error(f"crawl {crawl.id} was cancelled")
         return 1
     return exit_code(await crawl.stats(), args.allow_failures)
@@ -106,7 +107,7 @@ async def retry(client: Any, args: argparse.Namespace) -> int:
     before = await crawl.status()
     moved = await crawl.retry_failed()
     console.print(f"re-queued {moved} failed requests of {args.crawl}")
-    if moved and before.state not in ("running", "paused"):
+    if moved and before.state not in ACTIVE:
         if any(live for _, live in await client.coordinators()):
             console.print("the crawl runs again: a coordinator of the service resumes it")
         else:

@@ -12,6 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shoal.common.state import ACTIVE, CrawlState
 from shoal.coordinator.status import CrawlStatus, WorkerStatus, read_crawls, read_workers
 
 log = logging.getLogger("shoal.metrics")
@@ -40,7 +41,7 @@ class ServiceCollector:
             pages.add_metric(names, crawl.pages)
             items.add_metric(names, crawl.items)
             errors.add_metric(names, crawl.errors)
-            running.add_metric(names, 1 if crawl.state in ("running", "paused") else 0)
+            running.add_metric(names, 1 if crawl.state in ACTIVE else 0)
             for sid in crawl.sids.values():
                 labels = [crawl.crawl, sid.sid, sid.kind]
                 frontier.add_metric(labels, sid.frontier)
@@ -54,7 +55,7 @@ class ServiceCollector:
             labels=["pool"],
         )
         for pool in ("http", "dynamic", "stealth"):
-            sids = [sid for crawl in self.crawls if crawl.state == "running" for sid in crawl.sids.values()]
+            sids = [sid for crawl in self.crawls if crawl.state == CrawlState.RUNNING for sid in crawl.sids.values()]
             backlog.add_metric([pool], sum(s.frontier + s.queued + s.inflight for s in sids if s.kind == pool))
         workers = GaugeMetricFamily("shoal_workers", "Registered workers per pool", labels=["pool", "state"])
         for pool in sorted({worker.info.kind for worker in self.workers}):

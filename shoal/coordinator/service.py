@@ -20,30 +20,26 @@ from arq.connections import ArqRedis
 from arq.worker import Worker as ArqWorker
 from arq.worker import func
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoal.common import keys
 from shoal.common.messages import ARQ_SERIALIZERS, CoordinatorInfo, MessageError, Submission, WorkerInfo, decode
 from shoal.common.signing import verify
+from shoal.common.state import ACTIVE, CrawlState
 from shoal.common.version import __version__
-from shoal.coordinator.engine import CrawlCancelled, CrawlEngine, CrawlStateLost
+from shoal.coordinator import lifecycle
+from shoal.coordinator.control import CrawlCancelled, CrawlStateLost
+from shoal.coordinator.engine import CrawlEngine
 from shoal.coordinator.lease import RENEW_S, Leases
-from shoal.coordinator.queues import CrawlQueues
 from shoal.spiders import SessionConfigurationError, Spider
 from shoal.spiders.loader import crawl_spec, describe_error, load_spider
-from shoal.store.connection import connection_pool, masked
+from shoal.store.connection import REDIS_DOWN, Backoff, connection_pool, masked
 from shoal.store.specs import load_spec, store_spec
 
 log = logging.getLogger("shoal.coordinator")
 
-#: Finished, failed and cancelled crawls keep their keys this long (items, stats, state).
-RETENTION_S = int(os.environ.get("SHOAL_RETENTION_DAYS", "7")) * 86400
 #: A worker whose heartbeat stopped this long ago is removed from the registry (listed dead until then).
 FORGET_WORKERS_S = 3600
-#: States in which a crawl needs an owner.
-ACTIVE = (b"running", b"paused")
 #: Longest wait between two heartbeats while Redis is unreachable (the normal interval, RENEW_S).
 _MAX_BACKOFF_S = RENEW_S
 
@@ -79,17 +75,16 @@ class Coordinator:
             logging.getLogger("arq").setLevel(logging.WARNING)
         intake_task = asyncio.create_task(intake.async_run())
         log.info("coordinator %s serving %s", self.id, masked(self.redis_url))
-        backoff = 0.0
+        backoff = Backoff(log, _MAX_BACKOFF_S)
         try:
             while not stop.is_set():
                 try:
                     await self._heartbeat()
-                    backoff = 0.0
-                except (RedisConnectionError, RedisTimeoutError) as e:
-                    backoff = min(max(backoff * 2, 0.1), _MAX_BACKOFF_S)
-                    log.warning("Redis unreachable (%s); retrying in %.1f s", e, backoff)
+                    backoff.reset()
+                except REDIS_DOWN as e:
+                    backoff.failed(e)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff or RENEW_S)
+                    await asyncio.wait_for(stop.wait(), backoff.delay or RENEW_S)
                 if intake_task.done():
                     intake_task.result()  # the intake died: let the process fail loudly
         finally:
@@ -128,7 +123,7 @@ class Coordinator:
             await self._fail(crawl, f"{reason}\n\n{''.join(traceback.format_exception(e))}")
             return "failed"
         await store_spec(self.redis, spec, self.secret)
-        await self.redis.hset(keys.state(crawl), mapping={"state": "running", "spider": spec.name})
+        await lifecycle.register(self.redis, crawl, spec.name, CrawlState.RUNNING)
         if await self.leases.claim(crawl):
             self._start(crawl, spider)
         log.info("accepted crawl %s (%s)", crawl, spec.class_name)
@@ -136,7 +131,7 @@ class Coordinator:
 
     async def _fail(self, crawl: str, error: str) -> None:
         log.error("crawl %s failed: %s", crawl, error)
-        await self.redis.hset(keys.state(crawl), mapping={"state": "failed", "error": error, "finished": time.time()})
+        await lifecycle.end(self.redis, crawl, CrawlState.FAILED, error=error)
 
     # -- ownership ------------------------------------------------------------------------------
 
@@ -153,7 +148,7 @@ class Coordinator:
             state = await self.redis.hget(keys.state(crawl), "state")
             if state is None:  # its keys expired
                 await self.redis.srem(keys.CRAWLS, crawl)
-            elif state in ACTIVE and await self.leases.claim(crawl):
+            elif state.decode() in ACTIVE and await self.leases.claim(crawl):
                 log.info("taking over crawl %s", crawl)
                 self._start(crawl, None)
         for worker, raw in (await self.redis.hgetall(keys.WORKERS)).items():
@@ -186,12 +181,14 @@ class Coordinator:
             await engine.run()
             if engine.pausing:  # the spider called pause(): paused as by `shoal pause`, until resumed
                 await self.redis.hset(keys.state(crawl), "control", "pause")
-            await self._expire(crawl)
-        except CrawlCancelled:
-            await self._cancelled(crawl)
+            await lifecycle.expire(self.redis, crawl)
+        except CrawlCancelled:  # nothing more is dispatched; its keys are kept as any ended crawl's
+            await lifecycle.end(self.redis, crawl, CrawlState.CANCELLED)
+            await lifecycle.expire(self.redis, crawl)
+            log.info("cancelled crawl %s", crawl)
         except asyncio.CancelledError:
             raise
-        except (RedisConnectionError, RedisTimeoutError) as e:  # the crawl stays resumable; a heartbeat retakes it
+        except REDIS_DOWN as e:  # the crawl stays resumable; a heartbeat retakes it
             log.warning("crawl %s stopped here: Redis unreachable (%s); it resumes once Redis is back", crawl, e)
         except Exception as e:
             lost = isinstance(e, CrawlStateLost)  # Redis came back empty: the reason says so, no traceback
@@ -201,28 +198,7 @@ class Coordinator:
                 await self._fail(crawl, "".join(traceback.format_exception(e)))
             if lost:
                 await self.redis.sadd(keys.CRAWLS, crawl)  # so that `shoal status` lists it, failed, with the reason
-            await CrawlQueues(self.redis, crawl).end()
-            await self._expire(crawl)
+            await lifecycle.expire(self.redis, crawl)
         finally:
             with contextlib.suppress(RedisError):  # if Redis is unreachable, the lease runs out by itself
                 await self.leases.release(crawl)
-
-    async def _crawl_keys(self, crawl: str) -> list[bytes]:
-        return [key async for key in self.redis.scan_iter(match=keys.crawl_keys(crawl), count=1000)]
-
-    async def _expire(self, crawl: str) -> None:
-        """Keep an ended crawl's keys for RETENTION_S seconds (unless a retry made it run again meanwhile)."""
-        if await self.redis.hget(keys.state(crawl), "state") in ACTIVE:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in await self._crawl_keys(crawl):
-                pipe.expire(key, RETENTION_S)
-            await pipe.execute()
-
-    async def _cancelled(self, crawl: str) -> None:
-        """A cancelled crawl: nothing more is dispatched or fetched; its keys (items, stats, failed requests)
-        are kept for RETENTION_S like those of any ended crawl (``Crawl.delete`` removes them at once)."""
-        await CrawlQueues(self.redis, crawl).end()
-        await self.redis.hset(keys.state(crawl), mapping={"state": "cancelled", "finished": time.time()})
-        await self._expire(crawl)
-        log.info("cancelled crawl %s", crawl)

@@ -13,8 +13,6 @@ from shoal.common.messages import CrawlSpec, MessageError, WorkerInfo, decode
 from shoal.coordinator.stats import stats_from_hash
 from shoal.store import heartbeats
 
-#: States after which a crawl does nothing more.
-ENDED = ("finished", "failed", "cancelled")
 #: What decoding a malformed record from Redis raises.
 MALFORMED = (MessageError, msgspec.DecodeError)
 

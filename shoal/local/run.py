@@ -17,6 +17,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoal.common import keys
+from shoal.common.state import CrawlState
+from shoal.coordinator import lifecycle
 from shoal.coordinator.engine import CrawlEngine
 from shoal.coordinator.lease import Leases
 from shoal.coordinator.queues import CrawlQueues
@@ -82,15 +84,16 @@ async def _local_crawl(spider: Spider, options: LocalOptions) -> AsyncIterator[t
         if crawl_id and not await redis.exists(keys.state(crawl_id)):
             log.warning("%s names crawl %s, which its Redis no longer holds: starting over", crawldir.path, crawl_id)
             crawl_id = None
-        if crawl_id:
-            log.info("Resuming crawl %s from %s", crawl_id, crawldir.path)
-        else:
+        new = not crawl_id
+        if new:
             crawl_id = f"{spider.name}-{uuid.uuid4().hex[:8]}"
-            await redis.hset(keys.state(crawl_id), mapping={"state": "running", "spider": spider.name or ""})
+        else:
+            log.info("Resuming crawl %s from %s", crawl_id, crawldir.path)
         if crawldir:
             crawldir.save(crawl_id, spider)
         await store_spec(redis, crawl_spec(crawl_id, spider, source, filename, options.args), shared_secret())
-        await redis.sadd(keys.CRAWLS, crawl_id)
+        if new:
+            await lifecycle.register(redis, crawl_id, spider.name or "", CrawlState.RUNNING)
         leases = Leases(redis, f"local-{socket.gethostname()}-{os.getpid()}")
         await leases.claim(crawl_id)  # so that a service coordinator on the same Redis leaves it alone
         holding = asyncio.create_task(leases.hold(crawl_id))
@@ -103,11 +106,10 @@ async def _local_crawl(spider: Spider, options: LocalOptions) -> AsyncIterator[t
             yield CrawlEngine(redis, spider, crawl_id), workers
         finally:
             holding.cancel()
-            queues = CrawlQueues(redis, crawl_id)
-            if spider.crawldir:  # resumable: it keeps its part of the shared per-domain counts
-                await queues.retire()
-            else:
-                await queues.end()
+            if (await redis.hget(keys.state(crawl_id), "state") or b"").decode() == CrawlState.RUNNING:
+                # stopped, not ended by its engine (a second Ctrl+C, SIGTERM, an error): with a crawl
+                # directory it stays resumable, without one it is over
+                await lifecycle.end(redis, crawl_id, CrawlState.PAUSED if crawldir else CrawlState.CANCELLED)
             await leases.release(crawl_id)
             await workers.stop()
             await redis.aclose()

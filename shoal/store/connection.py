@@ -1,4 +1,4 @@
-"""Connecting to the service's Redis, and showing its URL without the password.
+"""Connecting to the service's Redis, showing its URL without the password, and backing off while it is down.
 
 Every process takes one URL: ``redis://[:PASSWORD@]HOST:PORT/DB``, ``unix://[:PASSWORD@]/PATH``, or
 ``rediss://...`` for TLS, with the TLS settings as query parameters, e.g.
@@ -8,6 +8,7 @@ A password with reserved characters is percent-encoded (``p@ss`` is ``p%40ss``).
 """
 
 import asyncio
+import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -136,3 +137,28 @@ def connection_pool(url: str, *, retries: int = 0, reach_within: float | None = 
 def text(value: bytes | str) -> str:
     """A Redis reply (bytes, unless the client decodes replies) as str."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+#: What a command raises once the connection's own retries gave up: Redis is unreachable, for now.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
+
+
+class Backoff:
+    """The wait before the next attempt while Redis is unreachable: 0.1 s after the first failure, doubling up
+    to ``cap`` seconds; none again once an attempt succeeds (``reset``)."""
+
+    def __init__(self, log: logging.Logger, cap: float) -> None:
+        self.log = log
+        self.cap = cap
+        #: Seconds to wait before the next attempt (0.0: Redis answered the last one).
+        self.delay = 0.0
+
+    def failed(self, error: Exception) -> float:
+        """Note a failed attempt (logged with ``error``); returns the seconds to wait before the next one."""
+        self.delay = min(max(self.delay * 2, 0.1), self.cap)
+        self.log.warning("Redis unreachable (%s); retrying in %.1f s", error, self.delay)
+        return self.delay
+
+    def reset(self) -> None:
+        """Redis answered: the next failure waits 0.1 s again."""
+        self.delay = 0.0

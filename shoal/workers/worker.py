@@ -17,8 +17,6 @@ from typing import Any, Protocol
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoal.common import keys
 from shoal.common.messages import (
@@ -34,8 +32,10 @@ from shoal.common.messages import (
 )
 from shoal.common.names import resolve_method
 from shoal.common.sessions import session_defaults
+from shoal.common.state import CrawlState
 from shoal.common.version import __version__
 from shoal.spiders.loader import bare_spider, find_spider_class, load_module
+from shoal.store.connection import REDIS_DOWN, Backoff
 from shoal.store.specs import SpecError, load_spec, shared_secret
 from shoal.workers.jobs import Job, JobStreams
 from shoal.workers.memory import tree_memory
@@ -117,7 +117,7 @@ class Worker:
         log.info("worker %s serving %s sessions (%s)", self.name, self.kind, ", ".join(self.streams.sids) or "all")
         if self.kind == "http":  # loaded before the worker registers: its first fetch waits for no import
             import shoal.workers.http  # noqa: F401
-        next_maintenance, backoff = 0.0, 0.0
+        next_maintenance, backoff = 0.0, Backoff(log, MAX_BACKOFF_S)
         try:
             while not stop.is_set():
                 try:
@@ -125,11 +125,9 @@ class Worker:
                         await self._maintain()
                         next_maintenance = time.monotonic() + _MAINTENANCE_S
                     await self._take_jobs(stop)
-                    backoff = 0.0
-                except (RedisConnectionError, RedisTimeoutError) as e:
-                    backoff = min(max(backoff * 2, 0.1), MAX_BACKOFF_S)
-                    log.warning("Redis unreachable (%s); retrying in %.1f s", e, backoff)
-                    await _first(stop.wait(), timeout=backoff)
+                    backoff.reset()
+                except REDIS_DOWN as e:
+                    await _first(stop.wait(), timeout=backoff.failed(e))
         except Exception as e:
             self.info.stopped = f"crashed: {type(e).__name__}: {e}"
             raise
@@ -212,11 +210,11 @@ class Worker:
         if not state:
             # the same words as the coordinator's, which marks the crawl failed (a delete leaves no stream read)
             level, why = logging.ERROR, f"Redis lost crawl {crawl}'s state (restarted without persistence?)"
-        elif state == "failed":
+        elif state == CrawlState.FAILED:
             level, why = logging.WARNING, f"crawl {crawl} failed: {(error.splitlines() or ['?'])[-1]}"
         elif broken:
             level, why = logging.ERROR, f"{broken} while crawl {crawl} is {state}"
-        elif state in ("running", "submitted") and self._leaving.setdefault(stream, 3) > 1:
+        elif state in (CrawlState.RUNNING, CrawlState.SUBMITTED) and self._leaving.setdefault(stream, 3) > 1:
             self._leaving[stream] -= 1
             return
         else:
@@ -345,7 +343,7 @@ class Worker:
             self.info.fetched += 1
             try:
                 await self.streams.finish(job, encode(result))
-            except (RedisConnectionError, RedisTimeoutError) as e:  # the job stays pending: fetched again later
+            except REDIS_DOWN as e:  # the job stays pending: fetched again later
                 log.warning("could not return %s (Redis unreachable: %s); it will be redelivered", job.entry_id, e)
         finally:
             self._held.pop(job.entry_id, None)
