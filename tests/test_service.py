@@ -490,18 +490,19 @@ async def test_a_worker_stopped_holding_jobs_it_cannot_finish_in_time_hands_them
     first = service.start("worker", "--kind", "http", "--drain", "0.5")
     async with Client(redis_url) as client:
         # pages long enough to outlast the heartbeat that shows them held, the second worker's start-up and
-        # the first one's reaction to SIGTERM (its blocking read of new jobs lasts up to a second)
-        crawl = await client.submit(service.spider_file(SLOW_SPIDER), url=shop.url, pages=8, seconds=6)
-        await wait_for(lambda: _held_at_least(client, 4))  # the first worker holds 4 six-second pages
+        # the first one's reaction to SIGTERM (its blocking read of new jobs lasts up to a second), also on a
+        # machine so loaded that a worker takes seconds to start
+        crawl = await client.submit(service.spider_file(SLOW_SPIDER), url=shop.url, pages=8, seconds=15)
+        await wait_for(lambda: _held_at_least(client, 4))  # the first worker holds 4 fifteen-second pages
         service.start("worker", "--kind", "http")
         await wait_for(lambda: _live_workers(client, 2))
         first.send_signal(signal.SIGTERM)
         stopping = time.monotonic()
         assert await asyncio.to_thread(first.wait, 15) == 0
         assert time.monotonic() - stopping < 5  # it did not wait for its pages
-        await crawl.wait(60)
+        await crawl.wait(120)
         urls = [item["url"] async for item in crawl.items()]
-        assert sorted(urls) == sorted(f"{shop.url}/slow?seconds=6&n={n}" for n in range(8))
+        assert sorted(urls) == sorted(f"{shop.url}/slow?seconds=15&n={n}" for n in range(8))
         (fetched_by,) = (await crawl.stats()).workers_requests_count  # all 8, the handed-back 4 included
         assert not fetched_by.endswith(f"-{first.pid}")
 
