@@ -272,9 +272,13 @@ async def test_a_crawl_over_every_pool_keeps_its_exact_items_while_stealth_scale
         assert set(sids) == {"http", "dynamic", "stealth"}, sids
 
     for container in (c for service in BROWSER_SERVICES for c in project.containers(service)):
-        zombies = project.processes(container)["zombies"]
-        project.figures.setdefault("zombies_after_relaunch", []).append(zombies)
-        assert zombies <= 2, f"{zombies} zombie processes in {container[:12]}"
+        # a killed browser's processes are zombies until their parent or the container's init reaps them: a
+        # few may still wait on a loaded machine, but none stays
+        async def reaped(container: str = container) -> bool:
+            return project.processes(container)["zombies"] <= 2
+
+        await _until(reaped, 60, f"zombie processes stayed in {container[:12]}")
+        project.figures.setdefault("zombies_after_relaunch", []).append(project.processes(container)["zombies"])
 
 
 def test_a_plain_up_keeps_the_workers_per_pool_that_the_env_file_sets(project):

@@ -240,7 +240,8 @@ async def test_cancel_keeps_the_crawls_items_and_stats_until_delete_removes_them
             worker = service.start("worker", "--kind", "http")
             async with Client(server.url) as client:
                 spider = service.spider_file(SHOP_SPIDER)
-                crawl = await client.submit(spider, url=slow_shop.url, download_delay=0.1)
+                # 0.5 s a page: the crawl outlasts the two commands below however slowly a loaded machine runs them
+                crawl = await client.submit(spider, url=slow_shop.url, download_delay=0.5)
                 await wait_for(lambda: _pages_at_least(crawl, 5))
                 refused = service.cli("delete", crawl.id)
                 assert refused.returncode == 1 and f"cancel it first (shoal cancel {crawl.id})" in refused.stderr
