@@ -35,6 +35,7 @@ from shoal.common.request import Request
 from shoal.common.response import Response
 from shoal.coordinator.adaptive import AdaptiveStore
 from shoal.coordinator.cache import CACHE_WORKER, ResponseCache
+from shoal.coordinator.dedup import Dedup
 from shoal.coordinator.escalation import Escalation
 from shoal.coordinator.frontier import Commit, Scheduled
 from shoal.coordinator.queues import CrawlQueues, DispatchResult
@@ -90,7 +91,7 @@ class CrawlEngine:
         self.log = spider.logger
         self.sessions = spider.session_manager
         self.session_starts = SessionStarts(redis, crawl, spider.session_manager)
-        self.queues = CrawlQueues(redis, crawl)
+        self.queues = CrawlQueues(redis, crawl, dedup=Dedup.of(spider))
         self.delays = DomainDelays(redis, crawl, spider.download_delay, AutoThrottle.of(spider))
         self.robots = RobotsTxt(redis, crawl) if spider.robots_txt_obey else None
         self._learned: list[Commit] = []  # robots.txt responses of the batch, committed after their release
