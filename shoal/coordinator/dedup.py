@@ -9,7 +9,7 @@ ever taken for another, at about 58 bytes a request in Redis (bench/load.py), 5.
 k bits are all set already is taken for a seen one, so its page is silently never fetched: that happens to
 a fraction p of new requests once the filter holds n, less before. Past n the rate climbs; the crawl warns
 once. No Redis module is needed: commit.lua computes the bit positions from the fingerprint and checks and
-sets them with BITFIELD, in the same step as it schedules the request.
+sets them with GETBIT and SETBIT, in the same step as it schedules the request.
 
 A crawl's dedup is fixed on its first commit (``keys.dedup``): a resumed crawl keeps the filter it has,
 whatever its spider asks for now.

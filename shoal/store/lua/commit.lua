@@ -10,9 +10,10 @@
 --   the items, and (name, amount) per stat. Returns the requests added, -1 if the response was done before.
 local bits, hashes, block_bits = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 
--- Whether fingerprint fp is new to the Bloom filter; sets its bits. Its bit positions: enhanced double hashing
--- (Dillinger and Manolios) from two 48-bit numbers, the fingerprint's bytes 1-6 and 7-12, every step below
--- 2^53 so exact in Lua's doubles. Bit n is bit n % block_bits of block n // block_bits.
+-- Whether fingerprint fp is new to the Bloom filter (one of its bits is unset); sets them. Its bit positions:
+-- enhanced double hashing (Dillinger and Manolios) from two 48-bit numbers, the fingerprint's bytes 1-6 and
+-- 7-12, every step below 2^53 so exact in Lua's doubles. Bit n is bit n % block_bits of block n // block_bits.
+-- A seen request costs `hashes` GETBITs and no write; a new one a GETBIT or two, then SETBITs from there.
 local function bloom_add(fp)
   local b = {string.byte(fp, 1, 12)}
   local x, y = 0, 0
@@ -21,34 +22,26 @@ local function bloom_add(fp)
     y = y * 256 + b[j + 6]
   end
   x, y = x % bits, y % bits
-  local gets, sets = {}, {}
+  local blocks, offsets = {}, {}
   for i = 1, hashes do
     local block = math.floor(x / block_bits)
-    local offset = x - block * block_bits
-    local get, set = gets[block], sets[block]
-    if not get then
-      get, set = {}, {}
-      gets[block], sets[block] = get, set
-    end
-    get[#get + 1], get[#get + 2], get[#get + 3] = 'GET', 'u1', offset
-    set[#set + 1], set[#set + 2], set[#set + 3], set[#set + 4] = 'SET', 'u1', offset, 1
+    blocks[i], offsets[i] = block == 0 and KEYS[2] or KEYS[8 + block], x - block * block_bits
     x = x + y
     if x >= bits then x = x - bits end
     y = (y + i) % bits
   end
-  local new = false
-  for block, get in pairs(gets) do
-    for _, bit in ipairs(redis.call('BITFIELD', block == 0 and KEYS[2] or KEYS[8 + block], unpack(get))) do
-      if bit == 0 then new = true break end
-    end
-    if new then break end
-  end
-  if new then
-    for block, set in pairs(sets) do
-      redis.call('BITFIELD', block == 0 and KEYS[2] or KEYS[8 + block], unpack(set))
+  local first = 0
+  for i = 1, hashes do
+    if redis.call('GETBIT', blocks[i], offsets[i]) == 0 then
+      first = i
+      break
     end
   end
-  return new
+  if first == 0 then return false end
+  for i = first, hashes do
+    redis.call('SETBIT', blocks[i], offsets[i], 1)
+  end
+  return true
 end
 
 local rid = ARGV[1]
