@@ -22,6 +22,7 @@ wall times are noisy and CPU per page is the steadier figure. bench/last-run.jso
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -89,6 +90,16 @@ def serve(products: int) -> Iterator[Site]:
         process.wait()
 
 
+def _accepts(sock: Path) -> bool:
+    """Whether a server listens on unix socket ``sock``."""
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(sock))
+        except OSError:
+            return False
+    return True
+
+
 @contextmanager
 def redis_server(binary: str = "redis-server") -> Iterator[tuple[str, psutil.Process]]:
     """A redis-server of this script's own on a unix socket, without persistence: its URL and process. The
@@ -100,7 +111,7 @@ def redis_server(binary: str = "redis-server") -> Iterator[tuple[str, psutil.Pro
         process = psutil.Popen(command, stdout=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 10
-            while not sock.exists():
+            while not _accepts(sock):  # the socket file appears before it listens
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError(f"{binary} did not start")
                 time.sleep(0.02)

@@ -90,3 +90,26 @@ def test_a_worker_process_loads_no_coordinator_client_or_cli() -> None:
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     above = [m for m in loaded if component(m) in ("coordinator", "client", "cli", "local", "dashboard")]
     assert not above, f"importing shoal.workers.worker loads {above}"
+
+
+def holds(path: Path) -> str:
+    """What a module holds: the first paragraph of its docstring, on one line."""
+    docstring = ast.get_docstring(ast.parse(path.read_text(), str(path))) or ""
+    return " ".join(docstring.split("\n\n")[0].split())
+
+
+def package_table() -> str:
+    """The README's table of the package: one row per file, saying what it holds."""
+    rows = ["| file | holds |", "|---|---|"]
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rows.append(f"| `{path.relative_to(PACKAGE.parent).as_posix()}` | {holds(path).replace('|', '/')} |")
+    return "\n".join(rows)
+
+
+def test_every_module_says_what_it_holds_and_the_readme_lists_each_file() -> None:
+    missing = [str(path.relative_to(PACKAGE.parent)) for path in PACKAGE.rglob("*.py") if not holds(path)]
+    assert not missing, f"modules without a docstring: {missing}"
+    readme = (PACKAGE.parent / "README.md").read_text()
+    start, end = "<!-- package table: tests/test_layers.py writes it -->\n", "\n<!-- end of package table -->"
+    listed = readme[readme.index(start) + len(start) : readme.index(end)]
+    assert listed == package_table(), "update the README's package table to:\n" + package_table()

@@ -56,8 +56,21 @@ def lease(crawl: str) -> str:
 
 
 def seen(crawl: str) -> str:
-    """Set: SHA-1 fingerprints of every request scheduled so far (deduplication)."""
+    """Set: SHA-1 fingerprints of every request scheduled so far (deduplication, when ``exact``)."""
     return _crawl(crawl, "seen")
+
+
+def dedup(crawl: str) -> str:
+    """Hash: how the crawl deduplicates, fixed on its first commit: ``mode`` (exact, bloom); for bloom its
+    ``capacity``, ``error_rate``, ``bits``, ``hashes`` (bit positions a request sets) and ``block_bits``."""
+    return _crawl(crawl, "dedup")
+
+
+def bloom(crawl: str, block: int) -> str:
+    """String: block ``block`` (from 0) of the crawl's Bloom filter, a bit string of ``block_bits`` bits (the
+    last block the rest), allocated whole when the filter is made. Bit n of the filter is bit n % block_bits
+    of block n // block_bits."""
+    return _crawl(crawl, f"bloom:{block}")
 
 
 def frontier(crawl: str, sid: str) -> str:

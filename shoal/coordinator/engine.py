@@ -22,6 +22,7 @@ from shoal.coordinator import lifecycle
 from shoal.coordinator.cache import CACHE_WORKER, ResponseCache
 from shoal.coordinator.callbacks import Callbacks
 from shoal.coordinator.control import CONTROL_EVERY_S, Control, CrawlCancelled
+from shoal.coordinator.dedup import Dedup
 from shoal.coordinator.escalation import Escalation
 from shoal.coordinator.frontier import Commit, Scheduled
 from shoal.coordinator.items import read_items
@@ -54,7 +55,7 @@ class CrawlEngine:
         self.log = spider.logger
         self.sessions = spider.session_manager
         self.session_starts = SessionStarts(redis, crawl, spider.session_manager)
-        self.queues = CrawlQueues(redis, crawl)
+        self.queues = CrawlQueues(redis, crawl, dedup=Dedup.of(spider))
         self.delays = DomainDelays(redis, crawl, spider.download_delay, AutoThrottle.of(spider))
         self.robots = RobotsTxt(redis, crawl) if spider.robots_txt_obey else None
         self._allowed = set(spider.allowed_domains or ())

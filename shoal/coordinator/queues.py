@@ -3,8 +3,9 @@
 Every state change is one Lua script (``shoal/store/lua``), so it happens whole or not at all:
 
 - ``commit``: acknowledge a processed response and, atomically with it, store its items, deduplicate
-  and schedule its requests, count its stats and release its in-flight slot. A coordinator that dies
-  mid-callback leaves the response pending, and its successor processes it again from scratch.
+  (:mod:`shoal.coordinator.dedup`: the seen set, or a Bloom filter) and schedule its requests, count its
+  stats and release its in-flight slot. A coordinator that dies mid-callback leaves the response pending,
+  and its successor processes it again from scratch.
 - ``dispatch``: move requests from a sid's frontier to its job stream as capacity and politeness allow.
 - ``replay``: in development mode, answer a request from the coordinator's response cache: it
   leaves the replay set and its response enters the response stream in one step.
@@ -22,6 +23,7 @@ from redis.exceptions import ResponseError
 from shoal.common import keys
 from shoal.common.messages import FailedRequest, MessageError, decode
 from shoal.common.meta import from_wire
+from shoal.coordinator.dedup import Dedup
 from shoal.coordinator.frontier import DOMAIN_AT, DOMAIN_END, SEQUENCE_FORMAT, Commit, Scheduled, domain_and_job
 from shoal.store import scripts
 from shoal.store.connection import text
@@ -42,10 +44,11 @@ class DispatchResult:
 class CrawlQueues:
     """One crawl's frontier, job streams and response stream, from the coordinator's side."""
 
-    def __init__(self, redis: Redis, crawl: str, consumer: str = "coordinator") -> None:
+    def __init__(self, redis: Redis, crawl: str, consumer: str = "coordinator", dedup: Dedup | None = None) -> None:
         self.redis = redis
         self.crawl = crawl
         self.consumer = consumer
+        self.dedup = dedup or Dedup()  # exact unless the engine gives the spider's
         self._commit = scripts.register(redis, "commit")
         self._dispatch = scripts.register(redis, "dispatch")
         self._replay = scripts.register(redis, "replay")
@@ -83,15 +86,18 @@ class CrawlQueues:
 
         Failed requests are recorded first, keyed by response id, so that a commit interrupted after
         that and done again records each of them once."""
+        await self.dedup.ready(self.redis, self.crawl)
+        seen, *blocks = self.dedup.keys(self.crawl)
         base = [
             keys.responses(self.crawl),
-            keys.seen(self.crawl),
+            seen,
             keys.sequence(self.crawl),
             keys.stats(self.crawl),
             keys.items(self.crawl),
             keys.inflight(self.crawl),
             keys.domain_inflight(self.crawl),
             keys.DOMAIN_INFLIGHT,
+            *blocks,
         ]
         commits = list(commits)
         failed = {commit.response_id: commit.failed for commit in commits if commit.failed}
@@ -110,6 +116,7 @@ class CrawlQueues:
                     keys.COORDINATOR_GROUP,
                     keys.ITEMS_MAXLEN,
                     SEQUENCE_FORMAT,
+                    *self.dedup.args(),
                 ]
                 for request in commit.requests:
                     target = request.key or keys.frontier(self.crawl, request.sid)
@@ -120,7 +127,12 @@ class CrawlQueues:
                     args += [name, value]
                 extra = list(frontier_keys)
                 await self._commit(keys=base + extra, args=args, client=pipe)
+            watching = self.dedup.watching
+            if watching:
+                pipe.hget(keys.stats(self.crawl), "bloom_added")
             results = await pipe.execute()
+        if watching:
+            self.dedup.check(self.crawl, int(results.pop() or 0))
         return results[1:] if failed else results
 
     async def dead_letter_response(self, entry_id: str, reason: str) -> None:

@@ -7,6 +7,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from shoal.common import keys
+from shoal.coordinator.dedup import report
 from shoal.coordinator.items import to_json
 from shoal.coordinator.throttle import DomainDelays
 from shoal.spiders import Spider
@@ -27,6 +28,7 @@ COUNTERS = (
     "items_dropped",
     "blocked_requests_count",
     "escalations_count",
+    "bloom_added",
 )
 
 #: Prefixes of per-key counters: field ``status:200`` is ``response_status_count["status_200"]``, field
@@ -81,13 +83,16 @@ def stats_from_hash(fields: dict[bytes, bytes]) -> CrawlStats:
 
 
 async def read_stats(redis: Redis, crawl: str) -> CrawlStats:
-    """The crawl's stats as stored in Redis: its counters, custom stats, and the routes escalation learned."""
+    """The crawl's stats as stored in Redis: its counters, custom stats, the routes escalation learned, and
+    how it deduplicates."""
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.stats(crawl))
         pipe.hgetall(keys.routes(crawl))
         pipe.hgetall(keys.custom_stats(crawl))
-        counters, routes, custom = await pipe.execute()
+        pipe.hgetall(keys.dedup(crawl))
+        counters, routes, custom, dedup = await pipe.execute()
     stats = stats_from_hash(counters)
+    report(stats, dedup)
     stats.escalation_routes = {domain.decode(): sid.decode() for domain, sid in routes.items()}
     stats.custom_stats.update({name.decode(): msgspec.json.decode(value) for name, value in custom.items()})
     return stats

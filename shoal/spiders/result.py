@@ -125,6 +125,12 @@ class CrawlStats:
     proxies: list = field(default_factory=list)  # the proxies that fetched pages (without credentials)
     proxies_requests_count: dict = field(default_factory=dict)  # shoal: pages fetched through each proxy
     log_levels_counter: dict = field(default_factory=dict)
+    dedup: str = "exact"  # shoal: how requests are deduplicated: "exact" (every fingerprint kept) or "bloom"
+    bloom_capacity: int = 0  # shoal: the requests the Bloom filter was sized for
+    bloom_error_rate: float = 0.0  # shoal: its false-positive rate once it holds bloom_capacity requests
+    bloom_bits: int = 0  # shoal: its size
+    bloom_hashes: int = 0  # shoal: the bits each request sets
+    bloom_added: int = 0  # shoal: the distinct requests it holds (past bloom_capacity its error rate climbs)
 
     @property
     def elapsed_seconds(self) -> float:
@@ -167,6 +173,18 @@ class CrawlStats:
             "proxies_requests_count": self.proxies_requests_count,
             "custom_stats": self.custom_stats,
             "log_count": self.log_levels_counter,
+            "dedup": self.dedup,
+            **(self._bloom() if self.dedup == "bloom" else {}),
+        }
+
+    def _bloom(self) -> dict[str, Any]:
+        return {
+            "bloom_capacity": self.bloom_capacity,
+            "bloom_error_rate": self.bloom_error_rate,
+            "bloom_bits": self.bloom_bits,
+            "bloom_hashes": self.bloom_hashes,
+            "bloom_added": self.bloom_added,
+            "bloom_fill": round(self.bloom_added / self.bloom_capacity, 4) if self.bloom_capacity else 0.0,
         }
 
 

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 BLOCKED_CODES = frozenset({401, 403, 407, 429, 444, 500, 502, 503, 504})
 #: shoal's per-crawl quotas; arguments of these names set them (after ``__init__`` runs).
 QUOTA_ATTRIBUTES = ("max_pages", "max_items", "max_duration")
+#: ``Spider.dedup``'s choices: every request's fingerprint kept (exact), or a Bloom filter (shoal.coordinator.dedup).
+DEDUP_MODES = ("exact", "bloom")
 
 
 #: The spider file shoal is importing, while it does (shoal imports them with a __name__ other than "__main__").
@@ -32,6 +34,19 @@ def importing(filename: str) -> Iterator[None]:
         yield
     finally:
         _importing.reset(token)
+
+
+def check_dedup(spider: "Spider") -> None:
+    """Raise ValueError naming the attribute if ``spider``'s dedup, bloom_capacity or bloom_error_rate is not valid."""
+    if spider.dedup not in DEDUP_MODES:
+        raise ValueError(f"dedup must be one of {', '.join(map(repr, DEDUP_MODES))}, got {spider.dedup!r}")
+    if spider.dedup != "bloom":
+        return
+    capacity, error_rate = spider.bloom_capacity, spider.bloom_error_rate
+    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity <= 0:
+        raise ValueError(f"bloom_capacity must be a positive integer (the requests to expect), got {capacity!r}")
+    if isinstance(error_rate, bool) or not isinstance(error_rate, int | float) or not 0 < error_rate <= 0.1:
+        raise ValueError(f"bloom_error_rate must be a number in (0, 0.1] (e.g. 1e-6), got {error_rate!r}")
 
 
 class CrawlControl:
@@ -115,6 +130,12 @@ class Spider:
     max_duration: float = 0.0
     # shoal: sids to retry a blocked request on, cheapest first (shoal.coordinator.escalation)
     escalation: tuple[str, ...] = ()
+    # shoal: deduplication (shoal.coordinator.dedup): "exact" keeps every request's fingerprint in a Redis set
+    # (about 58 bytes a request); "bloom" a Bloom filter sized for bloom_capacity requests at bloom_error_rate
+    # (3.6 bytes a request at 1e-6), which takes that fraction of new requests for seen ones: never fetched
+    dedup: str = "exact"
+    bloom_capacity: int = 10_000_000
+    bloom_error_rate: float = 1e-6
 
     logging_level: int = logging.DEBUG
     logging_format: str = "[%(asctime)s]:({spider_name}) %(levelname)s: %(message)s"
@@ -142,6 +163,7 @@ class Spider:
                     f"shoal.fetchers (FetcherSession, AsyncDynamicSession, AsyncStealthySession), "
                     f"got {type(session).__name__}"
                 )
+        check_dedup(self)
         self._stats: CrawlStats | None = None
         self._control: CrawlControl | None = None
         self.logger.info("Spider initialized")
