@@ -1,6 +1,8 @@
 """Session specs: what ``FetcherSession(...)``, ``AsyncDynamicSession(...)`` and ``AsyncStealthySession(...)``
-are in shoal. They validate and record their arguments and never open anything; workers build the
-live sessions from them. Each argument table below lists the argument, its type and Scrapling's default.
+are in shoal.
+
+They validate and record their arguments and never open anything; workers build the live sessions from
+them. Each argument table below lists the argument, its type and Scrapling's default.
 """
 
 import os

@@ -1,5 +1,7 @@
 """Scrapling's one-off fetchers and synchronous browser sessions: in shoal each is a clear error naming the
-shoal way. They fetch a page in the calling process; shoal fetches every page in its worker pools, where
+shoal way.
+
+They fetch a page in the calling process; shoal fetches every page in its worker pools, where
 politeness, deduplication, proxies, retries and the crawl's stats apply. The names exist so that a spider
 module that imports them loads; using one raises TypeError saying what to write instead.
 """
