@@ -286,7 +286,8 @@ class Worker:
             from shoal.workers.http import HttpSession
 
             return HttpSession(config, max_clients=self.capacity, rotation=rotation)
-        from shoal.workers.browser import BrowserProcess, BrowserSession
+        from shoal.workers.browser_process import BrowserProcess
+        from shoal.workers.browser_session import BrowserSession
 
         if self._browser is None:
             self._browser = BrowserProcess(self.kind)
