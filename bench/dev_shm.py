@@ -18,7 +18,7 @@ import time
 
 from patchright.async_api import async_playwright
 
-from shoal.workers.browser import BASE_FLAGS, SCREEN, STEALTH_FLAGS
+from shoal.workers.browser_process import BASE_FLAGS, SCREEN, STEALTH_FLAGS
 from shoal.workers.chromium import find_chromium
 
 DEV_SHM_FLAG = "--disable-dev-shm-usage"

@@ -15,7 +15,8 @@ from shoal.common.messages import RequestRecord
 from shoal.common.sessions import session_defaults
 from shoal.fetchers import AsyncDynamicSession, AsyncStealthySession, FetcherSession
 from shoal.spiders import Request, Response, Spider
-from shoal.workers.browser import BrowserProcess, BrowserSession
+from shoal.workers.browser_process import BrowserProcess
+from shoal.workers.browser_session import BrowserSession
 from shoal.workers.chromium import find_chromium
 from tests.pool_spiders import ProbeSpider
 
@@ -298,7 +299,7 @@ async def test_contexts_are_recycled_over_the_memory_limit_and_a_crashed_browser
         assert [Response(r.url, r.body, r.status).css("h1::text").get() for r in results] == [
             f"Product {n}" for n in range(1, 9)
         ]
-        (browser,) = process._browsers.values()
+        (browser,) = process.browsers
         assert len(browser.contexts) <= 2  # each retired context closed once its tabs came back
 
         launched = [process for process in _chromium_main_processes() if process.pid not in others]

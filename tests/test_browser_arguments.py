@@ -21,7 +21,8 @@ from shoal.common.sessions import BROWSER_SESSION_ARGS, STEALTH_SESSION_ARGS, se
 from shoal.demo.site import serve_app
 from shoal.fetchers import AsyncDynamicSession, AsyncStealthySession
 from shoal.spiders import Request, Response, SessionConfigurationError, Spider
-from shoal.workers.browser import BrowserProcess, BrowserSession
+from shoal.workers.browser_process import BrowserProcess
+from shoal.workers.browser_session import BrowserSession
 from shoal.workers.chromium import CHROME_PATHS, find_chromium
 from shoal.workers.profiles import Profile
 from tests.challenge_site import ChallengeSite

@@ -12,35 +12,29 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
 
 from shoal.common import keys
 from shoal.common.messages import (
-    CrawlSpec,
     FetchError,
     FetchJob,
     FetchResult,
     MessageError,
-    RequestRecord,
     WorkerInfo,
     decode,
     encode,
 )
-from shoal.common.names import resolve_method
-from shoal.common.sessions import session_defaults
 from shoal.common.state import CrawlState
 from shoal.common.version import __version__
-from shoal.spiders.loader import bare_spider, find_spider_class, load_module
 from shoal.store.connection import REDIS_DOWN, Backoff
 from shoal.store.specs import SpecError, load_spec, shared_secret
 from shoal.workers.jobs import Job, JobStreams
 from shoal.workers.memory import tree_memory
 from shoal.workers.metrics import WorkerMetrics
-from shoal.workers.proxies import ProxyRotation
+from shoal.workers.sessions import Session, SessionFactory, SessionStartError
 
 log = logging.getLogger("shoal.worker")
 
@@ -55,18 +49,6 @@ MAX_BACKOFF_S = 5.0
 #: On SIGTERM a worker finishes its held jobs for this long, then hands back the rest.
 DRAIN_S = 10.0
 _MAINTENANCE_S = 1.0
-
-
-class SessionStartError(Exception):
-    """A session of a crawl that this worker could not start (the reason says why)."""
-
-
-class Session(Protocol):
-    async def start(self) -> None: ...
-
-    async def fetch(self, crawl: str, request: RequestRecord) -> FetchResult: ...
-
-    async def close(self) -> None: ...
 
 
 class Worker:
@@ -87,6 +69,7 @@ class Worker:
         self.name = f"{kind}-{socket.gethostname()}-{os.getpid()}"
         self.streams = JobStreams(redis, self.name, kind, sids or ())
         self.secret = shared_secret()
+        self.factory = SessionFactory(redis, kind, self.capacity, self.secret)
         self.metrics = WorkerMetrics(kind)
         self.info = WorkerInfo(
             id=self.name,
@@ -109,7 +92,6 @@ class Worker:
         self._seen_sessions: set[tuple[str, str]] = set()
         self._served: set[str] = set()  # the job streams this worker read at its last look
         self._leaving: dict[str, int] = {}  # streams it stopped reading while their crawl looked active: looks left
-        self._browser: Any = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then finish (or hand back) held jobs and close sessions. While Redis
@@ -232,9 +214,9 @@ class Worker:
             if key in self._unstartable:
                 raise SessionStartError(self._unstartable[key])
             if key not in self._sessions:
-                spec = await self._crawl_spec(crawl, sid)
+                spec = await self.factory.crawl_spec(crawl, sid)
                 try:
-                    session = self._build_session(crawl, sid, spec)
+                    session = self.factory.build(crawl, sid, spec)
                     await session.start()
                 except Exception as e:
                     reason = f"{type(e).__name__}: {str(e).strip()}"
@@ -251,47 +233,6 @@ class Worker:
         """Tell the crawl's coordinator that this worker started the session (or why it could not)."""
         fields = {"sid": sid, "worker": self.name, "error": error}
         await self.redis.xadd(keys.session_starts(crawl), fields)
-
-    async def _crawl_spec(self, crawl: str, sid: str) -> CrawlSpec:
-        """The crawl's spec; LookupError for a crawl or sid this worker cannot serve."""
-        try:
-            spec = await load_spec(self.redis, crawl, self.secret)
-        except SpecError as e:
-            raise LookupError(str(e)) from None
-        if sid not in spec.sessions:
-            raise LookupError(f"crawl {crawl} has no session '{sid}'")
-        given = spec.sessions[sid]
-        if given.kind != self.kind:
-            raise LookupError(f"session '{sid}' of crawl {crawl} is {given.kind}, this worker is {self.kind}")
-        return spec
-
-    def _build_session(self, crawl: str, sid: str, spec: CrawlSpec) -> Session:
-        """The live (not yet started) session for a crawl's sid, from the crawl's spec."""
-        given = spec.sessions[sid]
-        config = {**session_defaults(self.kind), **given.kwargs}
-        spiders: list[Any] = []
-
-        def resolve(what: str) -> Callable[[str], Any]:
-            def method(name: str) -> Any:  # the spider's code runs in the worker only if a spider method is needed
-                if not spiders:
-                    module = load_module(spec.source, spec.filename)
-                    spiders.append(bare_spider(find_spider_class(module, spec.class_name), spec.args))
-                return resolve_method(spiders[0], name, what)
-
-            return method
-
-        rotator = config.get("proxy_rotator")
-        rotation = ProxyRotation(self.redis, crawl, sid, rotator, resolve("ProxyRotator strategy")) if rotator else None
-        if self.kind == "http":
-            from shoal.workers.http import HttpSession
-
-            return HttpSession(config, max_clients=self.capacity, rotation=rotation)
-        from shoal.workers.browser import BrowserProcess, BrowserSession
-
-        if self._browser is None:
-            self._browser = BrowserProcess(self.kind)
-        tabs = min(given.kwargs.get("max_pages", self.capacity), self.capacity)
-        return BrowserSession(self._browser, config, tabs, resolve("page action"), rotation=rotation, sid=sid)
 
     async def _warm(self, streams: list[str]) -> None:
         """Start the non-lazy sessions of crawls seen for the first time, as their crawl starts."""
@@ -365,8 +306,7 @@ class Worker:
         for session in self._sessions.values():
             await session.close()
         self._sessions.clear()
-        if self._browser is not None:
-            await self._browser.close()
+        await self.factory.close()
 
 
 async def _first(*aws: Any, timeout: float) -> None:
