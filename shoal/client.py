@@ -110,22 +110,22 @@ class Crawl:
         """Wait until the crawl ends; raises CrawlFailed if it failed (or Redis lost it), TimeoutError after
         ``timeout`` s."""
         status = await self._until(lambda state: state in ENDED, timeout)
-        if status is None:
-            raise TimeoutError(f"crawl {self.id} is still {(await self.status()).state} after {timeout} s")
+        if status.state not in ENDED:
+            raise TimeoutError(f"crawl {self.id} is still {status.state} after {timeout} s")
         if status.state == CrawlState.FAILED:
             raise CrawlFailed(f"crawl {self.id} failed:\n{status.error}")
         return status
 
-    async def _until(self, done: Callable[[str], bool], timeout: float | None) -> CrawlStatus | None:
-        """The crawl's status once ``done(its state)`` holds, blocking on its events stream between two reads of
-        the state; None if it still does not after ``timeout`` seconds."""
+    async def _until(self, done: Callable[[str], bool], timeout: float | None) -> CrawlStatus:
+        """The crawl's status once ``done(its state)`` holds, or after ``timeout`` seconds if it still does not;
+        between two reads of the state it blocks on the crawl's events stream."""
         deadline = None if timeout is None else time.monotonic() + timeout
         waiter = events.Waiter(self.client.redis, keys.events(self.id))
         await waiter.mark()  # before the state is read: a change after the read is an event after the mark
         while not done((status := await self.status()).state):
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
-                return None
+                break
             await waiter.wait(left)
         return status
 
@@ -323,7 +323,7 @@ class Client:
         await self.redis.enqueue_job("accept", payload, signature, _job_id=crawl_id)
         crawl = Crawl(self, crawl_id)
         status = await crawl._until(lambda state: state != CrawlState.SUBMITTED, accept_timeout)
-        if status is None:
+        if status.state == CrawlState.SUBMITTED:
             raise TimeoutError(
                 f"no coordinator accepted crawl {crawl_id} within {accept_timeout} s "
                 "(is `shoal coordinator` running on this Redis?); it stays queued"
