@@ -10,12 +10,11 @@ Everything here reads or writes documented Redis keys (see shoal.common.keys); t
 crawl state of its own.
 """
 
-import asyncio
 import contextlib
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +51,7 @@ from shoal.coordinator.status import (
 from shoal.spiders import CrawlStats, ItemList, Spider
 from shoal.spiders.loader import spider_source
 from shoal.spiders.result import check_export_path
-from shoal.store import heartbeats
+from shoal.store import events, heartbeats
 from shoal.store.connection import connection_pool
 from shoal.store.specs import shared_secret
 
@@ -107,16 +106,27 @@ class Crawl:
         """The crawl's Scrapling-style stats so far."""
         return await read_stats(self.client.redis, self.id)
 
-    async def wait(self, timeout: float | None = None, poll: float = 0.5) -> CrawlStatus:
+    async def wait(self, timeout: float | None = None) -> CrawlStatus:
         """Wait until the crawl ends; raises CrawlFailed if it failed (or Redis lost it), TimeoutError after
         ``timeout`` s."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while (status := await self.status()).state not in ENDED:
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"crawl {self.id} is still {status.state} after {timeout} s")
-            await asyncio.sleep(poll)
+        status = await self._until(lambda state: state in ENDED, timeout)
+        if status.state not in ENDED:
+            raise TimeoutError(f"crawl {self.id} is still {status.state} after {timeout} s")
         if status.state == CrawlState.FAILED:
             raise CrawlFailed(f"crawl {self.id} failed:\n{status.error}")
+        return status
+
+    async def _until(self, done: Callable[[str], bool], timeout: float | None) -> CrawlStatus:
+        """The crawl's status once ``done(its state)`` holds, or after ``timeout`` seconds if it still does not;
+        between two reads of the state it blocks on the crawl's events stream."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        waiter = events.Waiter(self.client.redis, keys.events(self.id))
+        await waiter.mark()  # before the state is read: a change after the read is an event after the mark
+        while not done((status := await self.status()).state):
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            await waiter.wait(left)
         return status
 
     async def items(self, follow: bool = False) -> AsyncIterator[dict[str, Any]]:
@@ -185,8 +195,10 @@ class Crawl:
             )
         moved = await queues.requeue(entries)
         if moved and state.decode() in (CrawlState.FINISHED, CrawlState.FAILED):
-            await redis.hdel(keys.state(self.id), "finished", "error")
-            await redis.hset(keys.state(self.id), mapping={"state": CrawlState.RUNNING, "control": "run"})
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.hdel(keys.state(self.id), "finished", "error")
+                events.write_state(pipe, self.id, state=CrawlState.RUNNING, control="run")
+                await pipe.execute()
             async with redis.pipeline(transaction=False) as pipe:
                 async for key in redis.scan_iter(match=keys.crawl_keys(self.id), count=1000):
                     pipe.persist(key)
@@ -197,7 +209,7 @@ class Crawl:
         state = await self.client.redis.hget(keys.state(self.id), "state")
         if state is None:
             raise LookupError(f"no crawl {self.id!r}")
-        await self.client.redis.hset(keys.state(self.id), "control", control)
+        await events.set_state(self.client.redis, self.id, control=control)
 
     async def pause(self) -> None:
         """Stop dispatching requests; those in flight finish, nothing is lost."""
@@ -310,14 +322,12 @@ class Client:
         signature = sign(payload, self.secret) if self.secret else ""
         await self.redis.enqueue_job("accept", payload, signature, _job_id=crawl_id)
         crawl = Crawl(self, crawl_id)
-        deadline = time.monotonic() + accept_timeout
-        while (status := await crawl.status()).state == CrawlState.SUBMITTED:
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"no coordinator accepted crawl {crawl_id} within {accept_timeout} s "
-                    "(is `shoal coordinator` running on this Redis?); it stays queued"
-                )
-            await asyncio.sleep(0.1)
+        status = await crawl._until(lambda state: state != CrawlState.SUBMITTED, accept_timeout)
+        if status.state == CrawlState.SUBMITTED:
+            raise TimeoutError(
+                f"no coordinator accepted crawl {crawl_id} within {accept_timeout} s "
+                "(is `shoal coordinator` running on this Redis?); it stays queued"
+            )
         if status.state == CrawlState.FAILED:
             raise SubmissionError(f"crawl {crawl_id} was not accepted:\n{status.error}")
         return crawl

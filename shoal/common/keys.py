@@ -27,6 +27,10 @@ DOMAIN_INFLIGHT = f"{PREFIX}:domain_inflight"
 #: Hash: domain -> earliest time (ms since the epoch) any crawl may send it its next request.
 DOMAIN_NEXT = f"{PREFIX}:domain_next"
 
+#: Stream: one entry per worker that registers in WORKERS (field ``e``: an Event, ``what`` "worker", ``value`` its
+#: id), capped at about EVENTS_MAXLEN; local mode blocks on it until its workers are there.
+WORKER_EVENTS = f"{PREFIX}:worker_events"
+
 #: The arq queue that carries crawl submissions to the coordinators.
 SUBMISSIONS = f"{PREFIX}:submissions"
 
@@ -48,6 +52,17 @@ def state(crawl: str) -> str:
     """Hash: ``state`` (submitted, running, paused, finished, failed, cancelled), ``control`` (what the
     client asked: run, pause, cancel), ``spider``, ``seeded`` once start_requests ran, ``error``, times."""
     return _crawl(crawl, "state")
+
+
+#: An events stream keeps about this many of its newest entries (approximate trimming).
+EVENTS_MAXLEN = 500
+
+
+def events(crawl: str) -> str:
+    """Stream: one entry per change of the crawl's ``state`` or ``control`` (field ``e``: an Event), written with
+    the change; clients block on it to wait, and the coordinator reads it (group ``coordinator``) with the
+    responses, so a pause or cancel reaches it at once. Capped at about EVENTS_MAXLEN."""
+    return _crawl(crawl, "events")
 
 
 def lease(crawl: str) -> str:

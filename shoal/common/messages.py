@@ -54,6 +54,14 @@ class Submission(Message, kw_only=True):
     submitted: float = 0.0
 
 
+class Event(Message, kw_only=True):
+    """An entry of an events stream (keys.events, keys.WORKER_EVENTS): what changed, its new value, when."""
+
+    what: str  # "state" or "control" of a crawl; "worker": a worker registered
+    value: str  # the new state, what the client asked (run, pause, cancel), or the worker's id
+    time: float
+
+
 class WorkerInfo(msgspec.Struct, kw_only=True):
     """A worker's heartbeat record: what it serves and when it was last seen alive."""
 

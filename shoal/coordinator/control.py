@@ -7,8 +7,10 @@ from redis.asyncio import Redis
 from shoal.common import keys
 from shoal.common.state import CrawlState
 from shoal.coordinator.sessions import SessionStarts
+from shoal.store import events
 
-#: How often the engine looks at what the crawl's client asks (run, pause, cancel).
+#: How often the engine looks at what the crawl's client asks (run, pause, cancel) when no event says it changed,
+#: and checks that Redis still holds the crawl and that its sessions started.
 CONTROL_EVERY_S = 0.5
 
 
@@ -47,6 +49,10 @@ class Control:
         self.asked = await self.redis.hget(keys.state(self.crawl), "control") or b"run"
         return True
 
+    def changed(self) -> None:
+        """The crawl's events stream says its control or state changed: the next ``read`` reads at once."""
+        self._read_at = 0.0
+
     async def check_state(self) -> None:
         """Raise CrawlStateLost if Redis no longer holds the crawl's spec (the engine never writes it)."""
         if not await self.redis.exists(keys.spec(self.crawl)):
@@ -55,5 +61,5 @@ class Control:
     async def set_state(self, state: CrawlState, **fields: float | str) -> None:
         """Write the crawl's state (and ``fields``) unless it is already so."""
         if state != self._state or fields:
-            await self.redis.hset(keys.state(self.crawl), mapping={"state": state, **fields})
+            await events.set_state(self.redis, self.crawl, state=state, **fields)
             self._state = state

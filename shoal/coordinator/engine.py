@@ -257,7 +257,7 @@ class CrawlEngine:
             return False
         if control == b"pause" or self.pausing:  # no dispatch; what is in flight comes back and is processed
             await self.control.set_state(CrawlState.PAUSED)
-            entries = await self.queues.read_responses(_READ_COUNT, int(CONTROL_EVERY_S * 1000))
+            entries, changed = await self.queues.read(_READ_COUNT, int(CONTROL_EVERY_S * 1000))
         else:
             await self.control.set_state(CrawlState.RUNNING)
             if self.cache is not None:
@@ -271,7 +271,9 @@ class CrawlEngine:
                 # only at Redis's next tick (up to 100 ms late at its default hz), slowing delayed crawls.
                 await asyncio.sleep(min(wait / 1000, CONTROL_EVERY_S))
                 return True
-            entries = await self.queues.read_responses(_READ_COUNT, wait if wait >= 0 else 1000)
+            entries, changed = await self.queues.read(_READ_COUNT, wait if wait >= 0 else 1000)
+        if changed:  # a pause or cancel, read in the same blocking read as the responses, takes effect at once
+            self.control.changed()
         if entries:
             await self._consume(entries)
         return True

@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from shoal.common import keys
 from shoal.common.state import ACTIVE, CrawlState
 from shoal.coordinator.queues import CrawlQueues
+from shoal.store import events
 
 #: Finished, failed and cancelled crawls keep their keys this long (items, stats, state).
 RETENTION_S = int(os.environ.get("SHOAL_RETENTION_DAYS", "7")) * 86400
@@ -17,11 +18,14 @@ async def register(
     redis: Redis, crawl: str, spider: str, state: CrawlState, *, new: bool = False, **fields: float
 ) -> bool:
     """List crawl ``crawl`` (of spider ``spider``) in the registry (keys.CRAWLS) with its state hash: ``state``
-    and ``fields``. With ``new``, nothing is written and False returned if a crawl of that id exists."""
+    and ``fields`` (and the state's event). With ``new``, nothing is written and False returned if a crawl of
+    that id exists."""
     if new and not await redis.hsetnx(keys.state(crawl), "state", state):
         return False
-    await redis.hset(keys.state(crawl), mapping={"state": state, "spider": spider, **fields})
-    await redis.sadd(keys.CRAWLS, crawl)
+    async with redis.pipeline(transaction=True) as pipe:
+        events.write_state(pipe, crawl, state=state, spider=spider, **fields)
+        pipe.sadd(keys.CRAWLS, crawl)
+        await pipe.execute()
     return True
 
 
@@ -35,7 +39,7 @@ async def end(redis: Redis, crawl: str, state: CrawlState, **fields: float | str
     else:
         await queues.end()
         fields = {**fields, "finished": time.time()}
-    await redis.hset(keys.state(crawl), mapping={"state": state, **fields})
+    await events.set_state(redis, crawl, state=state, **fields)
 
 
 async def expire(redis: Redis, crawl: str) -> None:

@@ -28,6 +28,8 @@ from shoal.coordinator.frontier import DOMAIN_AT, DOMAIN_END, SEQUENCE_FORMAT, C
 from shoal.store import scripts
 from shoal.store.connection import text
 
+#: A response as the coordinator reads it: (entry id, the encoded FetchResult).
+ResponseEntry = tuple[str, bytes]
 #: Jobs no worker took for this long mark their pool as down: they stop holding other sids' slots.
 STALE_MS = 1000
 
@@ -57,9 +59,9 @@ class CrawlQueues:
         self._requeue = scripts.register(redis, "requeue")
 
     async def create(self, sids_by_kind: dict[str, str]) -> None:
-        """Create the response stream and each sid's job stream with their consumer groups, and
+        """Create the response and events streams and each sid's job stream with their consumer groups, and
         register the job streams so that workers of the right kind find them."""
-        streams = [(keys.responses(self.crawl), keys.COORDINATOR_GROUP)]
+        streams = [(key, keys.COORDINATOR_GROUP) for key in (keys.responses(self.crawl), keys.events(self.crawl))]
         streams += [(keys.queue(self.crawl, sid), keys.WORKERS_GROUP) for sid in sids_by_kind]
         for key, group in streams:
             try:
@@ -239,14 +241,26 @@ class CrawlQueues:
         """Requests dispatched and not yet processed, over every sid."""
         return sum(int(count) for count in await self.redis.hvals(keys.inflight(self.crawl)))
 
-    async def read_responses(self, count: int, block_ms: int | None, pending: bool = False) -> list[tuple[str, bytes]]:
+    async def read_responses(self, count: int, block_ms: int | None, pending: bool = False) -> list[ResponseEntry]:
         """Read responses for this coordinator: its unacknowledged ones when ``pending``, else new ones."""
-        reply = await self.redis.xreadgroup(
-            keys.COORDINATOR_GROUP,
-            self.consumer,
-            {keys.responses(self.crawl): "0" if pending else ">"},
-            count=count,
-            block=None if pending else block_ms,
-        )
-        entries = [entry for _, entries in reply or () for entry in entries]
-        return [(text(entry_id), fields.get(b"r", b"")) for entry_id, fields in entries if fields]
+        streams = {keys.responses(self.crawl): "0" if pending else ">"}
+        return (await self._read(streams, count, None if pending else block_ms))[0]
+
+    async def read(self, count: int, block_ms: int | None) -> tuple[list[ResponseEntry], bool]:
+        """Read new responses and, in the same blocking read, the crawl's new events (acknowledged at once): the
+        responses, and whether an event came (its state or control changed)."""
+        streams = {keys.responses(self.crawl): ">", keys.events(self.crawl): ">"}
+        return await self._read(streams, count, block_ms)
+
+    async def _read(self, streams: dict[str, str], count: int, block: int | None) -> tuple[list[ResponseEntry], bool]:
+        reply = await self.redis.xreadgroup(keys.COORDINATOR_GROUP, self.consumer, streams, count=count, block=block)
+        responses: list[tuple[bytes, dict]] = []
+        events: list[bytes] = []
+        for stream, entries in reply or ():
+            if text(stream) == keys.events(self.crawl):
+                events += [entry_id for entry_id, _ in entries]
+            else:
+                responses += entries
+        if events:
+            await self.redis.xack(keys.events(self.crawl), keys.COORDINATOR_GROUP, *events)
+        return [(text(entry_id), fields.get(b"r", b"")) for entry_id, fields in responses if fields], bool(events)

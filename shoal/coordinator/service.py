@@ -33,6 +33,7 @@ from shoal.coordinator.engine import CrawlEngine
 from shoal.coordinator.lease import RENEW_S, Leases
 from shoal.spiders import SessionConfigurationError, Spider
 from shoal.spiders.loader import crawl_spec, describe_error, load_spider
+from shoal.store import events
 from shoal.store.connection import REDIS_DOWN, Backoff, connection_pool, masked
 from shoal.store.specs import load_spec, store_spec
 
@@ -180,7 +181,7 @@ class Coordinator:
             engine = CrawlEngine(self.redis, spider, crawl)
             await engine.run()
             if engine.pausing:  # the spider called pause(): paused as by `shoal pause`, until resumed
-                await self.redis.hset(keys.state(crawl), "control", "pause")
+                await events.set_state(self.redis, crawl, control="pause")
             await lifecycle.expire(self.redis, crawl)
         except CrawlCancelled:  # nothing more is dispatched; its keys are kept as any ended crawl's
             await lifecycle.end(self.redis, crawl, CrawlState.CANCELLED)

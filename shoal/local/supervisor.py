@@ -16,6 +16,7 @@ from shoal.common import keys
 from shoal.common.messages import WorkerInfo
 from shoal.common.processes import child_options
 from shoal.spiders import Spider
+from shoal.store import events
 
 T = TypeVar("T")
 log = logging.getLogger("shoal.local")
@@ -51,17 +52,20 @@ class WorkerProcesses:
         self.processes = [await _start_worker(command, self.redis_url) for command in self.commands]
 
     async def wait_ready(self, redis: Redis, timeout: float = 60) -> None:
-        """Wait until every worker has registered, so the crawl does not start with half its pools."""
+        """Wait until every worker has registered, so the crawl does not start with half its pools (blocking on
+        keys.WORKER_EVENTS between two looks at the registry)."""
         host = socket.gethostname()
 
         async def registered() -> None:
+            waiter = events.Waiter(redis, keys.WORKER_EVENTS)
             while True:
+                await waiter.mark()
                 records = await redis.hgetall(keys.WORKERS)
                 infos = [msgspec.json.decode(raw, type=WorkerInfo) for raw in records.values()]
                 running = {process.pid for process in self.processes if process.returncode is None}
                 if running <= {i.pid for i in infos if i.host == host}:
                     return
-                await asyncio.sleep(0.05)
+                await waiter.wait()
 
         await self.guard(asyncio.wait_for(registered(), timeout))
 

@@ -29,6 +29,7 @@ from shoal.common.messages import (
 )
 from shoal.common.state import CrawlState
 from shoal.common.version import __version__
+from shoal.store import events
 from shoal.store.connection import REDIS_DOWN, Backoff
 from shoal.store.specs import SpecError, load_spec, shared_secret
 from shoal.workers.jobs import Job, JobStreams
@@ -149,7 +150,8 @@ class Worker:
         info = self.info
         info.seen, info.held = time.time(), len(self._held)
         info.rss = tree_memory()
-        await self.redis.hset(keys.WORKERS, self.name, msgspec.json.encode(info))
+        if await self.redis.hset(keys.WORKERS, self.name, msgspec.json.encode(info)):  # new: it just registered
+            await events.add(self.redis, keys.WORKER_EVENTS, "worker", self.name)
         self.metrics.held.labels(self.kind).set(info.held)
 
     async def _maintain(self) -> None:
