@@ -344,7 +344,7 @@ class BrowserSession:
 
     async def close(self) -> None:
         for holder in self._contexts.values():
-            if not holder.closed:
+            if holder.alive():  # a context of a browser that died went with it
                 await holder.context.close()
         self._contexts.clear()
         if self._profile is not None:
