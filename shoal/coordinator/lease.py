@@ -8,11 +8,10 @@ import asyncio
 import logging
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoal.common import keys
 from shoal.store import scripts
+from shoal.store.connection import REDIS_DOWN
 
 log = logging.getLogger("shoal.lease")
 
@@ -50,7 +49,7 @@ class Leases:
             await asyncio.sleep(RENEW_S)
             try:
                 renewed = await self.renew(crawl)
-            except (RedisConnectionError, RedisTimeoutError) as e:
+            except REDIS_DOWN as e:
                 log.warning("cannot renew the lease of crawl %s: Redis unreachable (%s)", crawl, e)
                 continue
             if not renewed:

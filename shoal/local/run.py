@@ -13,8 +13,6 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoal.common import keys
 from shoal.common.state import CrawlState
@@ -28,7 +26,7 @@ from shoal.local.supervisor import WorkerProcesses
 from shoal.spiders import CrawlResult, CrawlStats, Spider
 from shoal.spiders.loader import crawl_spec, spider_source
 from shoal.spiders.result import check_export_path
-from shoal.store.connection import unreachable
+from shoal.store.connection import REDIS_DOWN, unreachable
 from shoal.store.specs import shared_secret, store_spec
 
 log = logging.getLogger("shoal.local")
@@ -78,7 +76,7 @@ async def _local_crawl(spider: Spider, options: LocalOptions) -> AsyncIterator[t
         redis = Redis.from_url(url)
         try:
             await redis.ping()
-        except (RedisConnectionError, RedisTimeoutError) as e:
+        except REDIS_DOWN as e:
             raise unreachable(url, e) from e
         crawl_id = crawldir.saved_crawl(spider) if crawldir else None
         if crawl_id and not await redis.exists(keys.state(crawl_id)):
